@@ -1,0 +1,278 @@
+"""The agent process: enrol if needed, then hold one link, reconnecting with backoff until told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import ssl
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiodocker
+import aiohttp
+
+from dockmesh import __version__
+from dockmesh.agent.backoff import Backoff
+from dockmesh.agent.config import AgentConfig
+from dockmesh.agent.enrol import EnrolError, enrol
+from dockmesh.agent.handlers import Handlers
+from dockmesh.agent.lifecycle import Lifecycle, Phase
+from dockmesh.agent.state import Identity, StateDir, token_sha256
+from dockmesh.docker.engine import EngineUnavailable, connect, engine_info
+from dockmesh.host import metrics
+from dockmesh.host.facts import host_facts
+from dockmesh.link import AiohttpSocket, Link, LinkError
+from dockmesh.pki.identity import cert_info, cert_to_pem, load_cert
+from dockmesh.pki.keys import generate_key, key_to_pem, make_csr
+from dockmesh.pki.tls import client_context
+from dockmesh.proto import FATAL_CODES, CloseCode, Limits, Role
+
+log = logging.getLogger("dockmesh.agent")
+
+PROTOCOL_VERSION = 1
+HEALTHY_AFTER = 60.0
+RENEW_AT = 2 / 3
+
+
+class Fatal(Exception):
+    """Stop for good: retrying cannot help (revoked, expired, bad token, bad config)."""
+
+
+class Agent:
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.config = config
+        self.state = StateDir(config.state_dir)
+        self._clock = clock
+        self._backoff = backoff or Backoff(base=1.0, cap=30.0)
+        self.lifecycle = Lifecycle(self._on_phase)
+        self.heartbeat_interval = config.heartbeat_interval
+        self._last_error: str | None = None
+        self._server_version: str | None = None
+
+    # --- status file (read by `dockmesh-agent status` and the installer) ---------------------
+    def _on_phase(self, previous: Phase, phase: Phase) -> None:
+        self._write_status()
+
+    def _write_status(self) -> None:
+        with contextlib.suppress(OSError):
+            self.state.write_status(
+                {
+                    "phase": self.lifecycle.phase.value,
+                    "online": self.lifecycle.phase is Phase.ONLINE,
+                    "pid": os.getpid(),
+                    "at": self._clock(),
+                    "error": self._last_error,
+                    "server_version": self._server_version,
+                }
+            )
+
+    def _fail(self, message: str) -> None:
+        self._last_error = message
+        log.warning("%s", message)
+
+    # --- main loop ---------------------------------------------------------------------------
+    async def run(self) -> int:
+        """Exit code: 0 after a fatal-but-clean stop (revoked), 2 for configuration errors."""
+        self.state.ensure()
+        docker = connect(self.config.docker_host)
+        try:
+            identity = await self._ensure_enrolled(docker)
+            while True:
+                self._check_expiry()
+                self.lifecycle.to(Phase.CONNECTING)
+                started = self._clock()
+                code = await self._session(identity, docker)
+                if code in FATAL_CODES:
+                    raise Fatal(
+                        "the server refused this agent (revoked or unknown); rotate its enrolment "
+                        "token on the server and run dockmesh-agent with the new token to re-enrol"
+                    )
+                if self._clock() - started >= HEALTHY_AFTER:
+                    self._backoff.reset()
+                self.lifecycle.to(Phase.BACKOFF)
+                delay = self._backoff.next()
+                log.info("reconnecting in %.1fs", delay)
+                await asyncio.sleep(delay)
+        except Fatal as exc:
+            self._last_error = str(exc)
+            self.lifecycle.to(Phase.FATAL)
+            log.error("dockmesh-agent: %s", exc)
+            return 0
+        finally:
+            await docker.close()
+
+    async def enroll_only(self) -> int:
+        """Enrol with the configured token and stop (no link)."""
+        self.state.ensure()
+        docker = connect(self.config.docker_host)
+        try:
+            token = self._token()
+            if token is None:
+                log.error("dockmesh-agent: no token: set DOCKMESH_TOKEN or pass --token")
+                return 2
+            await self._enrol(token, docker)
+            return 0
+        except Fatal as exc:
+            log.error("dockmesh-agent: %s", exc)
+            return 1
+        finally:
+            await docker.close()
+
+    def _token(self) -> str | None:
+        return self.config.token or self.state.stored_token()
+
+    async def _ensure_enrolled(self, docker: aiodocker.Docker) -> Identity:
+        identity = self.state.identity()
+        token = self._token()
+        if token is not None and (identity is None or identity.token_sha256 != token_sha256(token)):
+            return await self._enrol(token, docker)
+        if identity is None:
+            raise Fatal(
+                "not enrolled: set DOCKMESH_ENROLL_URL and DOCKMESH_TOKEN (from the server's Agents page)"
+            )
+        self.state.drop_token()
+        return identity
+
+    async def _enrol(self, token: str, docker: aiodocker.Docker) -> Identity:
+        self.lifecycle.to(Phase.ENROLLING)
+        facts = await self._facts(docker)
+        while True:
+            try:
+                identity = await enrol(self.config, self.state, token, facts)
+            except EnrolError as exc:
+                if exc.fatal:
+                    raise Fatal(str(exc)) from None
+                self._fail(str(exc))
+                self.lifecycle.to(Phase.BACKOFF)
+                await asyncio.sleep(self._backoff.next())
+                self.lifecycle.to(Phase.ENROLLING)
+                continue
+            self.state.drop_token()
+            self._backoff.reset()
+            log.info("enrolled as agent %s", identity.agent_id)
+            return identity
+
+    def _check_expiry(self) -> None:
+        _, not_after = self.state.cert_window()
+        if not_after <= self._clock():
+            raise Fatal(
+                f"this agent's certificate expired at {time.ctime(not_after)}; rotate its enrolment token "
+                "on the server and run dockmesh-agent with the new token"
+            )
+
+    async def _facts(self, docker: aiodocker.Docker) -> dict[str, Any]:
+        facts: dict[str, Any] = {**host_facts(), "version": __version__}
+        try:
+            info = await engine_info(docker)
+            facts.update(docker_version=info.version, docker_api_version=info.api_version)
+        except EngineUnavailable as exc:
+            facts["docker_version"] = None
+            self._fail(f"Docker engine unreachable: {exc}")
+        return facts
+
+    # --- one session -------------------------------------------------------------------------
+    async def _session(self, identity: Identity, docker: aiodocker.Docker) -> int | None:
+        """Connect, hello, heartbeat and renew until the link closes; returns the close code."""
+        ctx = client_context(self.state.ca.read_bytes(), self.state.cert, self.state.key)
+        limits = Limits()
+        timeout = aiohttp.ClientWSTimeout(ws_close=5.0)
+        try:
+            async with (
+                aiohttp.ClientSession() as http,
+                http.ws_connect(
+                    identity.connect_url,
+                    ssl=ctx,
+                    max_msg_size=limits.max_frame,
+                    timeout=timeout,
+                    autoping=True,
+                    compress=0,
+                ) as ws,
+            ):
+                link = Link(
+                    AiohttpSocket(ws),
+                    Role.DIALER,
+                    limits=limits,
+                    on_request=Handlers(docker).handle,
+                    idle_timeout=self.heartbeat_interval * 2.5,
+                )
+                runner = asyncio.create_task(link.run())
+                workers: list[asyncio.Task[None]] = []
+                try:
+                    await self._hello(link, docker)
+                    workers = [
+                        asyncio.create_task(self._heartbeats(link, docker)),
+                        asyncio.create_task(self._renewals(link)),
+                    ]
+                    await runner
+                except LinkError as exc:
+                    self._fail(f"link failed before it was ready: {exc}")
+                finally:
+                    for task in workers:
+                        task.cancel()
+                    await link.close()
+                    runner.cancel()
+                    await asyncio.gather(runner, *workers, return_exceptions=True)
+                code = link.close_code
+                if code not in (None, CloseCode.NORMAL):
+                    self._fail(f"link closed by server: {code} {link.close_reason}".strip())
+                return code
+        except aiohttp.WSServerHandshakeError as exc:
+            self._fail(f"server refused the WebSocket upgrade: HTTP {exc.status} {exc.message}")
+        except (aiohttp.ClientError, OSError, ssl.SSLError, asyncio.TimeoutError) as exc:
+            self._fail(f"cannot connect to {identity.connect_url}: {exc or type(exc).__name__}")
+        return None
+
+    async def _hello(self, link: Link, docker: aiodocker.Docker) -> None:
+        facts = await self._facts(docker)
+        result = await link.request(
+            "hello",
+            {**facts, "protocol": PROTOCOL_VERSION, "capabilities": ["heartbeat", "renew"]},
+            timeout=15.0,
+        )
+        self._server_version = result.get("server_version")
+        interval = result.get("heartbeat_interval_s")
+        if isinstance(interval, (int, float)) and interval > 0:
+            self.heartbeat_interval = float(interval)
+            link.idle_timeout = self.heartbeat_interval * 2.5
+        self._last_error = None
+        self.lifecycle.to(Phase.ONLINE)
+        log.info("online (server %s)", self._server_version)
+
+    async def _heartbeats(self, link: Link, docker: aiodocker.Docker) -> None:
+        metrics.sample()  # prime psutil's CPU counter so the first beat is not a fake 0 %
+        while not link.closed:
+            counts = (0, 0)
+            with contextlib.suppress(EngineUnavailable):
+                info = await engine_info(docker)
+                counts = (info.containers_running, info.containers_total)
+            link.send_event("heartbeat", {"metrics": metrics.sample("/", counts).to_dict()})
+            await asyncio.sleep(self.heartbeat_interval)
+
+    async def _renewals(self, link: Link) -> None:
+        """At 2/3 of the certificate's life, get a new one over the live link and swap it in."""
+        while not link.closed:
+            not_before, not_after = self.state.cert_window()
+            due = not_before + (not_after - not_before) * RENEW_AT
+            await asyncio.sleep(max(0.0, due - self._clock()))
+            try:
+                await self._renew(link)
+            except LinkError as exc:
+                self._fail(f"certificate renewal failed: {exc}")
+                await asyncio.sleep(min(60.0, max(1.0, (not_after - self._clock()) / 10)))
+
+    async def _renew(self, link: Link) -> None:
+        key = generate_key()
+        csr = make_csr(key, "dockmesh-agent")
+        result = await link.request("renew", {"csr": csr.decode()}, timeout=30.0)
+        cert = load_cert(str(result["cert"]).encode())
+        self.state.swap_in(key_to_pem(key), cert_to_pem(cert))
+        log.info("certificate renewed; valid until %s", cert_info(cert).not_after.isoformat())

@@ -1,0 +1,183 @@
+"""`dockmesh`: the server (`serve`) and client commands that talk to its API."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from dockmesh import __version__
+from dockmesh.cli.client import CliError, api, call, save_login
+from dockmesh.server.config import ConfigError, ServerConfig
+
+
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
+    cells = [[h for _, h in columns]] + [
+        ["" if r.get(k) is None else str(r.get(k)) for k, _ in columns] for r in rows
+    ]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from dockmesh.server.app import Server
+
+    try:
+        config = ServerConfig.from_env(
+            data_dir=args.data_dir,
+            http=args.http,
+            agent_listen=args.agent_listen,
+            public_url=args.public_url,
+            agent_url=args.agent_url,
+        )
+    except ConfigError as exc:
+        print(f"dockmesh: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(Server(config).run_forever())
+    except OSError as exc:
+        print(f"dockmesh: cannot start: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_build_agent(args: argparse.Namespace) -> int:
+    from dockmesh.host.facts import normalize_arch
+    from dockmesh.server.artifact import artifact_name, build_command, source_tree
+
+    source = source_tree()
+    if source is None:
+        raise CliError("build-agent needs a dockmesh source checkout (pip install -e .)")
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    import platform
+
+    target = out / artifact_name(normalize_arch(platform.machine()))
+    code = subprocess.call(build_command(source, target))
+    if code != 0:
+        raise CliError(f"pex failed with exit code {code}")
+    print(target)
+    return 0
+
+
+def cmd_login(args: argparse.Namespace) -> int:
+    url = args.url.rstrip("/")
+    password = os.environ.get("DOCKMESH_PASSWORD") or getpass.getpass(f"password for {args.username}: ")
+    result = call("POST", url, "/api/v1/auth/login", body={"username": args.username, "password": password})
+    save_login(url, result["token"])
+    print(f"logged in to {url} as {args.username}")
+    return 0
+
+
+def cmd_agents(args: argparse.Namespace) -> int:
+    if args.action == "ls":
+        items = api("GET", "/api/v1/agents")["items"]
+        print(
+            table(
+                items,
+                [
+                    ("id", "ID"),
+                    ("name", "NAME"),
+                    ("status", "STATUS"),
+                    ("hostname", "HOSTNAME"),
+                    ("version", "VERSION"),
+                    ("last_seen", "LAST SEEN"),
+                ],
+            )
+        )
+    elif args.action == "create":
+        result = api("POST", "/api/v1/agents", {"name": args.target})
+        print(f"agent {result['id']} created; run this on the host (the token is shown once):\n")
+        print(f"  {result['install_command']}\n")
+        manual = f"DOCKMESH_ENROLL_URL={result['enroll_url']} DOCKMESH_TOKEN={result['token']}"
+        print(f"or start it by hand:\n  {manual} dockmesh-agent")
+    elif args.action == "revoke":
+        result = api("POST", f"/api/v1/agents/{args.target}/revoke")
+        print(f"agent {result['id']} revoked")
+    elif args.action == "rotate-token":
+        result = api("POST", f"/api/v1/agents/{args.target}/rotate-token")
+        print(result["install_command"])
+    return 0
+
+
+def cmd_hosts(args: argparse.Namespace) -> int:
+    items = api("GET", "/api/v1/hosts")["items"]
+    for item in items:
+        m = item.get("metrics") or {}
+        item["cpu"] = f"{m['cpu_percent']:.0f}%" if "cpu_percent" in m else ""
+        item["mem"] = f"{m['mem_used'] / 2**30:.1f}/{m['mem_total'] / 2**30:.1f}G" if "mem_total" in m else ""
+        item["tags"] = ",".join(item.get("tags") or [])
+    print(
+        table(
+            items,
+            [
+                ("id", "ID"),
+                ("name", "NAME"),
+                ("status", "STATUS"),
+                ("hostname", "HOSTNAME"),
+                ("docker_version", "DOCKER"),
+                ("cpu", "CPU"),
+                ("mem", "MEM"),
+                ("tags", "TAGS"),
+            ],
+        )
+    )
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="dockmesh", description="dockmesh: one server for a fleet of Docker hosts"
+    )
+    p.add_argument("--version", action="version", version=f"dockmesh {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="run the server")
+    s.add_argument("--data-dir")
+    s.add_argument("--http", help="HOST:PORT for the UI and API (default :8080)")
+    s.add_argument("--agent-listen", help="HOST:PORT for agents (default :8443)")
+    s.add_argument("--public-url", help="URL users and installers reach the HTTP port at")
+    s.add_argument("--agent-url", help="https:// URL agents dial")
+    s.set_defaults(func=cmd_serve)
+    b = sub.add_parser("build-agent", help="build the agent artifact (pex) for this architecture")
+    b.add_argument("--out", default="./data/artifacts")
+    b.set_defaults(func=cmd_build_agent)
+    lg = sub.add_parser("login", help="log in to a server")
+    lg.add_argument("--url", default="http://127.0.0.1:8080")
+    lg.add_argument("--username", default="admin")
+    lg.set_defaults(func=cmd_login)
+    a = sub.add_parser("agents", help="list, create, revoke agents")
+    a.add_argument("action", choices=["ls", "create", "revoke", "rotate-token"])
+    a.add_argument("target", nargs="?", help="name (create) or agent id")
+    a.set_defaults(func=cmd_agents)
+    h = sub.add_parser("hosts", help="list hosts")
+    h.add_argument("action", nargs="?", default="ls", choices=["ls"])
+    h.set_defaults(func=cmd_hosts)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "agents" and args.action != "ls" and not args.target:
+        print(
+            f"dockmesh: `agents {args.action}` needs a {'name' if args.action == 'create' else 'agent id'}",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        code: int = args.func(args)
+    except CliError as exc:
+        print(f"dockmesh: {exc}", file=sys.stderr)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,338 @@
+"""Runs a sans-I/O `Session` over a message socket: requests, streams, events, heartbeat watchdog."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from dockmesh.link.errors import LinkClosed, RemoteError, RequestTimeout
+from dockmesh.link.socket import MessageSocket
+from dockmesh.link.stream import Stream
+from dockmesh.proto import (
+    Cancelled,
+    ChannelClosed,
+    CloseCode,
+    DataReceived,
+    EofReceived,
+    ErrorBody,
+    Event,
+    EventReceived,
+    Limits,
+    ProtocolError,
+    RequestReceived,
+    ResponseReceived,
+    Role,
+    Session,
+    StreamOpened,
+    WindowOpened,
+)
+
+log = logging.getLogger(__name__)
+
+RequestHandler = Callable[[str, dict[str, Any]], Awaitable[Any]]
+StreamHandler = Callable[[Stream], Awaitable[None]]
+EventHandler = Callable[[str, dict[str, Any]], None]
+
+# Bulk DATA is written in slices this size so control frames queued meanwhile go out first.
+WRITE_SLICE = 64 * 1024
+
+
+class Link:
+    """One multiplexed connection. `run()` owns it until the socket closes."""
+
+    def __init__(
+        self,
+        socket: MessageSocket,
+        role: Role,
+        *,
+        limits: Limits | None = None,
+        on_request: RequestHandler | None = None,
+        on_stream: StreamHandler | None = None,
+        on_event: EventHandler | None = None,
+        idle_timeout: float | None = None,
+        max_handlers: int = 64,
+    ) -> None:
+        self._socket = socket
+        self._session = Session(role, limits or Limits())
+        self._on_request = on_request
+        self._on_stream = on_stream
+        self._on_event = on_event
+        self.idle_timeout = idle_timeout
+        self._handler_slots = asyncio.Semaphore(max_handlers)
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._streams: dict[int, Stream] = {}
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._wake_writer = asyncio.Event()
+        self._closed = asyncio.Event()
+        self._close_code: int | None = None
+        self._close_reason = ""
+        self.last_received = asyncio.get_running_loop().time()
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    @property
+    def close_code(self) -> int | None:
+        return self._close_code if self._close_code is not None else self._socket.close_code
+
+    @property
+    def close_reason(self) -> str:
+        return self._close_reason or self._socket.close_reason
+
+    async def run(self) -> None:
+        """Read until the socket closes, then fail everything still waiting on this link."""
+        writer = asyncio.create_task(self._writer())
+        watchdog = asyncio.create_task(self._watchdog()) if self.idle_timeout else None
+        try:
+            while True:
+                message = await self._socket.recv()
+                if message is None:
+                    break
+                self.last_received = asyncio.get_running_loop().time()
+                try:
+                    events = self._session.receive(message)
+                except ProtocolError as exc:
+                    log.warning("link protocol error: %s", exc.reason)
+                    await self.close(exc.code, exc.reason)
+                    break
+                for event in events:
+                    self._dispatch(event)
+        finally:
+            self._teardown()
+            writer.cancel()
+            if watchdog:
+                watchdog.cancel()
+            await asyncio.gather(writer, *(t for t in [watchdog] if t), return_exceptions=True)
+
+    async def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
+        # The first close wins: a peer's 4401 must not be masked by our own tidy-up close.
+        if self._close_code is None and self._socket.close_code is None:
+            self._close_code = code
+            self._close_reason = reason
+        with contextlib.suppress(Exception):
+            await self._socket.close(code, reason)
+
+    def _teardown(self) -> None:
+        self._closed.set()
+        error = LinkClosed(self.close_code, self.close_reason)
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.set_exception(error)
+        self._pending.clear()
+        for stream in self._streams.values():
+            stream._on_closed(ErrorBody("link_closed", "the agent link closed"))
+        self._streams.clear()
+        for task in self._tasks.values():
+            task.cancel()
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+    # --- outgoing ------------------------------------------------------------------------------
+    async def request(self, method: str, params: dict[str, Any], timeout: float) -> Any:
+        """Send a request and wait for its result; on timeout the peer is told to cancel."""
+        self._check_open()
+        channel = self._session.request(method, params, max(1, int(timeout * 1000)))
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[channel] = fut
+        self._kick()
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), timeout)
+        except asyncio.TimeoutError:
+            self._cancel_channel(channel)
+            raise RequestTimeout(f"{method} got no answer within {timeout:g}s") from None
+        except asyncio.CancelledError:
+            self._cancel_channel(channel)
+            raise
+        finally:
+            self._pending.pop(channel, None)
+
+    def open_stream(self, kind: str, params: dict[str, Any], deadline_ms: int | None = None) -> Stream:
+        self._check_open()
+        channel = self._session.open(kind, params, deadline_ms)
+        stream = Stream(self, channel, kind, params)
+        self._streams[channel] = stream
+        self._kick()
+        return stream
+
+    def send_event(self, name: str, body: dict[str, Any]) -> None:
+        if self.closed:
+            return
+        self._session.event(name, body)
+        self._kick()
+
+    def _check_open(self) -> None:
+        if self.closed or self._session.failed:
+            raise LinkClosed(self.close_code, self.close_reason)
+
+    # --- used by Stream ------------------------------------------------------------------------
+    def _send_data(self, channel: int, data: bytes) -> int:
+        self._check_open()
+        sent = self._session.send(channel, data)
+        if sent:
+            self._kick()
+        return sent
+
+    def _consumed(self, channel: int, n: int) -> None:
+        if channel in self._streams and not self.closed:
+            self._session.consumed(channel, n)
+            self._kick()
+
+    def _eof(self, channel: int) -> None:
+        if not self.closed:
+            self._session.eof(channel)
+            self._kick()
+
+    def _close_channel(self, channel: int, error: ErrorBody | None) -> None:
+        self._streams.pop(channel, None)
+        if not self.closed:
+            with contextlib.suppress(Exception):
+                self._session.close(channel, error)
+            self._kick()
+
+    def _cancel_channel(self, channel: int) -> None:
+        self._streams.pop(channel, None)
+        if not self.closed:
+            with contextlib.suppress(Exception):
+                self._session.cancel(channel)
+            self._kick()
+
+    # --- incoming ------------------------------------------------------------------------------
+    def _dispatch(self, event: Event) -> None:
+        if isinstance(event, DataReceived):
+            stream = self._streams.get(event.channel)
+            if stream:
+                stream._on_data(event.data)
+        elif isinstance(event, ResponseReceived):
+            fut = self._pending.get(event.channel)
+            if fut and not fut.done():
+                if event.error is not None:
+                    fut.set_exception(RemoteError(event.error.code, event.error.message))
+                else:
+                    fut.set_result(event.result)
+        elif isinstance(event, WindowOpened):
+            stream = self._streams.get(event.channel)
+            if stream:
+                stream._on_window()
+        elif isinstance(event, EofReceived):
+            stream = self._streams.get(event.channel)
+            if stream:
+                stream._on_eof()
+        elif isinstance(event, ChannelClosed):
+            stream = self._streams.pop(event.channel, None)
+            if stream:
+                stream._on_closed(event.error)
+            fut = self._pending.get(event.channel)
+            if fut and not fut.done():
+                err = event.error or ErrorBody("closed", "the peer closed the request")
+                fut.set_exception(RemoteError(err.code, err.message))
+        elif isinstance(event, Cancelled):
+            stream = self._streams.pop(event.channel, None)
+            if stream:
+                stream._on_closed(None)
+            task = self._tasks.get(event.channel)
+            if task:
+                task.cancel()
+        elif isinstance(event, RequestReceived):
+            self._start(event.channel, self._serve_request(event))
+        elif isinstance(event, StreamOpened):
+            stream = Stream(self, event.channel, event.kind, event.params)
+            self._streams[event.channel] = stream
+            self._start(event.channel, self._serve_stream(stream, event.deadline_ms))
+        elif isinstance(event, EventReceived) and self._on_event:
+            try:
+                self._on_event(event.name, event.body)
+            except Exception:
+                log.exception("event handler failed for %s", event.name)
+
+    def _start(self, channel: int, coro: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks[channel] = task
+        task.add_done_callback(lambda _t: self._tasks.pop(channel, None))
+
+    async def _serve_request(self, event: RequestReceived) -> None:
+        if self._on_request is None:
+            self._respond(event.channel, error=ErrorBody("unsupported", "this end serves no requests"))
+            return
+        try:
+            async with self._handler_slots:
+                result = await asyncio.wait_for(
+                    self._on_request(event.method, event.params), event.deadline_ms / 1000
+                )
+        except asyncio.TimeoutError:
+            self._respond(event.channel, error=ErrorBody("deadline", f"{event.method} ran past its deadline"))
+        except RemoteError as exc:
+            self._respond(event.channel, error=ErrorBody(exc.code, exc.message))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("request %s failed", event.method)
+            self._respond(event.channel, error=ErrorBody("internal", f"{type(exc).__name__}: {exc}"))
+        else:
+            self._respond(event.channel, result=result)
+
+    def _respond(self, channel: int, result: Any = None, error: ErrorBody | None = None) -> None:
+        if self.closed:
+            return
+        with contextlib.suppress(Exception):
+            self._session.respond(channel, result=result, error=error)
+            self._kick()
+
+    async def _serve_stream(self, stream: Stream, deadline_ms: int | None) -> None:
+        if self._on_stream is None:
+            stream.close(ErrorBody("unsupported", "this end serves no streams"))
+            return
+        try:
+            async with self._handler_slots:
+                if deadline_ms:
+                    await asyncio.wait_for(self._on_stream(stream), deadline_ms / 1000)
+                else:
+                    await self._on_stream(stream)
+        except asyncio.TimeoutError:
+            stream.close(ErrorBody("deadline", f"{stream.kind} ran past its deadline"))
+        except RemoteError as exc:
+            stream.close(ErrorBody(exc.code, exc.message))
+        except asyncio.CancelledError:
+            raise
+        except LinkClosed:
+            pass
+        except Exception as exc:
+            log.exception("stream %s failed", stream.kind)
+            stream.close(ErrorBody("internal", f"{type(exc).__name__}: {exc}"))
+        else:
+            stream.close()
+
+    # --- the writer ----------------------------------------------------------------------------
+    def _kick(self) -> None:
+        self._wake_writer.set()
+
+    async def _writer(self) -> None:
+        try:
+            while True:
+                await self._wake_writer.wait()
+                self._wake_writer.clear()
+                while True:
+                    frames = self._session.data_to_send(WRITE_SLICE)
+                    if not frames:
+                        break
+                    for frame in frames:
+                        await self._socket.send(frame)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.info("link writer stopped: %s", exc)
+            await self.close(CloseCode.GOING_AWAY, "write failed")
+
+    async def _watchdog(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self.idle_timeout:
+            idle = loop.time() - self.last_received
+            if idle >= self.idle_timeout:
+                await self.close(CloseCode.HEARTBEAT_TIMEOUT, "peer silent past its heartbeat deadline")
+                return
+            await asyncio.sleep(self.idle_timeout - idle)

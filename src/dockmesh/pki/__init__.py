@@ -1,0 +1,1 @@
+"""Private CA, agent enrolment certificates and mutual-TLS contexts."""

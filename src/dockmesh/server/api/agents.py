@@ -1,0 +1,144 @@
+"""Agents: create (token + install command), list, get, revoke, rotate the enrolment token."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from aiohttp import web
+
+from dockmesh.proto import CloseCode
+from dockmesh.server.api.auth import require_admin
+from dockmesh.server.context import ServerContext, ctx
+from dockmesh.server.errors import ApiError, field_str, json_body
+from dockmesh.server.installer import install_command
+from dockmesh.server.routes import RouteTable
+from dockmesh.server.tokens import make_token, token_hash
+from dockmesh.store.agents import AgentRecord, AgentState
+
+routes = RouteTable("agents")
+
+
+def iso(ts: float | None) -> str | None:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat() if ts is not None else None
+
+
+def agent_status(c: ServerContext, record: AgentRecord) -> str:
+    if record.state is not AgentState.ENROLLED:
+        return str(record.state.value)
+    return "online" if c.gateway.conn(record.id) else "offline"
+
+
+def agent_view(c: ServerContext, record: AgentRecord) -> dict[str, Any]:
+    conn = c.gateway.conn(record.id)
+    facts = conn.facts if conn else record.facts
+    return {
+        "id": record.id,
+        "name": record.name,
+        "status": agent_status(c, record),
+        "hostname": facts.get("hostname"),
+        "version": facts.get("version"),
+        "os": facts.get("os"),
+        "arch": facts.get("arch"),
+        "docker_version": facts.get("docker_version"),
+        "last_seen": iso(c.clock() if conn else record.last_seen),
+        "created_at": iso(record.created_at),
+        "enrolled_at": iso(record.enrolled_at),
+        "token_expires_at": iso(record.token_expires_at) if record.state is AgentState.PENDING else None,
+        "cert": (
+            {
+                "serial": record.cert.serial,
+                "not_before": iso(record.cert.not_before),
+                "not_after": iso(record.cert.not_after),
+                "fingerprint": record.cert.fingerprint,
+            }
+            if record.cert
+            else None
+        ),
+        "tags": list(record.tags),
+        "last_error": record.last_error,
+    }
+
+
+def enrolment(c: ServerContext, token: str, expires_at: float) -> dict[str, Any]:
+    """What a user needs to enrol a host: shown once, never stored in clear."""
+    return {
+        "token": token,
+        "token_expires_at": iso(expires_at),
+        "install_command": install_command(c.config.public_url, token),
+        "enroll_url": c.config.agent_url,
+        "ca_sha256": c.ca.ca_sha256,
+    }
+
+
+def get_record(c: ServerContext, agent_id: str) -> AgentRecord:
+    record = c.agents.get(agent_id)
+    if record is None:
+        raise ApiError(404, "agent_not_found", f"no agent with id {agent_id!r}")
+    return record
+
+
+@routes.route(
+    "POST",
+    "/api/v1/agents",
+    summary="Create a pending agent and its one-time enrolment token",
+    body={
+        "type": "object",
+        "properties": {"name": {"type": "string", "maxLength": 64}},
+        "required": ["name"],
+    },
+    responses={201: "the agent with token and install command (shown once)"},
+)
+async def create_agent(request: web.Request) -> web.Response:
+    user = require_admin(request)
+    c = ctx(request)
+    body = await json_body(request)
+    name = field_str(body, "name", max_len=64)
+    token = make_token(c.ca.ca_sha256)
+    now = c.clock()
+    expires_at = now + c.config.token_ttl
+    record = c.agents.create(name, token_hash(token), expires_at, now)
+    c.audit.add(now, user.username, "agent.create", record.id, {"name": name})
+    return web.json_response({**agent_view(c, record), **enrolment(c, token, expires_at)}, status=201)
+
+
+@routes.route("GET", "/api/v1/agents", summary="List agents")
+async def list_agents(request: web.Request) -> web.Response:
+    c = ctx(request)
+    return web.json_response({"items": [agent_view(c, r) for r in c.agents.all()]})
+
+
+@routes.route("GET", "/api/v1/agents/{id}", summary="One agent", responses={200: "the agent", 404: "unknown"})
+async def get_agent(request: web.Request) -> web.Response:
+    c = ctx(request)
+    return web.json_response(agent_view(c, get_record(c, request.match_info["id"])))
+
+
+@routes.route("POST", "/api/v1/agents/{id}/revoke", summary="Revoke an agent; its live link is cut at once")
+async def revoke_agent(request: web.Request) -> web.Response:
+    user = require_admin(request)
+    c = ctx(request)
+    record = get_record(c, request.match_info["id"])
+    # Persist first: a crash between the two steps must leave the agent refused, not connected.
+    c.agents.revoke(record.id)
+    await c.gateway.disconnect(record.id, CloseCode.UNAUTHORIZED, "agent revoked")
+    c.audit.add(c.clock(), user.username, "agent.revoke", record.id, {"name": record.name})
+    return web.json_response(agent_view(c, get_record(c, record.id)))
+
+
+@routes.route(
+    "POST",
+    "/api/v1/agents/{id}/rotate-token",
+    summary="Issue a new enrolment token; the old certificate stops working",
+    responses={200: "token, expiry, install command"},
+)
+async def rotate_token(request: web.Request) -> web.Response:
+    user = require_admin(request)
+    c = ctx(request)
+    record = get_record(c, request.match_info["id"])
+    token = make_token(c.ca.ca_sha256)
+    expires_at = c.clock() + c.config.token_ttl
+    c.agents.rotate_token(record.id, token_hash(token), expires_at)
+    await c.gateway.disconnect(record.id, CloseCode.UNAUTHORIZED, "enrolment token rotated")
+    c.audit.add(c.clock(), user.username, "agent.rotate_token", record.id, {"name": record.name})
+    return web.json_response(enrolment(c, token, expires_at))

@@ -1,0 +1,81 @@
+"""Login, logout and the bearer-token middleware."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from dockmesh.server.context import ctx
+from dockmesh.server.errors import ApiError, Handler, field_str, json_body
+from dockmesh.server.routes import RouteTable, needs_auth
+from dockmesh.store.users import UserRecord
+
+routes = RouteTable("auth")
+
+
+def bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def current_user(request: web.Request) -> UserRecord:
+    user = request.get("dockmesh_user")
+    if not isinstance(user, UserRecord):
+        raise ApiError(401, "unauthorized", "log in first")
+    return user
+
+
+def require_admin(request: web.Request) -> UserRecord:
+    user = current_user(request)
+    if not user.is_admin:
+        raise ApiError(403, "forbidden", "this needs an administrator")
+    return user
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith("/api/v1/") and needs_auth(request):
+        token = bearer(request)
+        user = ctx(request).accounts.user_for_token(token) if token else None
+        if user is None:
+            raise ApiError(401, "unauthorized", "missing or expired token: POST /api/v1/auth/login first")
+        request["dockmesh_user"] = user
+    return await handler(request)
+
+
+@routes.route(
+    "POST",
+    "/api/v1/auth/login",
+    summary="Exchange username and password for a bearer token",
+    auth=False,
+    body={
+        "type": "object",
+        "properties": {"username": {"type": "string"}, "password": {"type": "string"}},
+        "required": ["username", "password"],
+    },
+    responses={200: "{token}", 401: "wrong credentials"},
+)
+async def login(request: web.Request) -> web.Response:
+    c = ctx(request)
+    client = request.remote or "?"
+    if c.limiter.blocked(f"login:{client}"):
+        raise ApiError(429, "too_many_requests", "too many failed logins; wait a minute")
+    body = await json_body(request)
+    username = field_str(body, "username", max_len=64)
+    password = body.get("password")
+    if not isinstance(password, str) or not password:
+        raise ApiError(400, "invalid_field", "'password' must be a non-empty string")
+    token = c.accounts.login(username, password)
+    if token is None:
+        c.limiter.fail(f"login:{client}")
+        raise ApiError(401, "bad_credentials", "wrong username or password")
+    c.audit.add(c.clock(), username, "auth.login", username)
+    return web.json_response({"token": token})
+
+
+@routes.route("POST", "/api/v1/auth/logout", summary="Invalidate the bearer token", responses={204: "done"})
+async def logout(request: web.Request) -> web.Response:
+    token = bearer(request)
+    if token:
+        ctx(request).accounts.logout(token)
+    return web.Response(status=204)

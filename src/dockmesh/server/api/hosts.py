@@ -1,0 +1,111 @@
+"""Hosts: the local engine plus every enrolled agent, with status, tags and pushed metrics."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp import web
+
+from dockmesh import __version__
+from dockmesh.server.api.agents import agent_status
+from dockmesh.server.api.auth import require_admin
+from dockmesh.server.context import ServerContext, ctx
+from dockmesh.server.errors import ApiError, json_body
+from dockmesh.server.localhost import LOCAL_ID
+from dockmesh.server.routes import RouteTable
+from dockmesh.store.agents import AgentState
+
+routes = RouteTable("hosts")
+
+TAG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+MAX_TAGS = 20
+
+
+def _metrics(c: ServerContext, values: dict[str, Any] | None, at: float | None) -> dict[str, Any] | None:
+    if values is None or at is None:
+        return None
+    return {**values, "age_s": round(max(0.0, c.clock() - at), 3)}
+
+
+def host_views(c: ServerContext) -> list[dict[str, Any]]:
+    hosts: list[dict[str, Any]] = []
+    if c.local.available:
+        facts = c.local.facts
+        hosts.append(
+            {
+                "id": LOCAL_ID,
+                "name": LOCAL_ID,
+                "kind": "local",
+                "status": "online",
+                "tags": [],
+                "cordoned": False,
+                "hostname": facts.get("hostname"),
+                "os": facts.get("os"),
+                "arch": facts.get("arch"),
+                "docker_version": facts.get("docker_version"),
+                "version": __version__,
+                "metrics": _metrics(c, c.local.metrics, c.local.metrics_at),
+            }
+        )
+    for record in c.agents.all():
+        if record.state is AgentState.PENDING:
+            continue
+        conn = c.gateway.conn(record.id)
+        facts = conn.facts if conn else record.facts
+        hosts.append(
+            {
+                "id": record.id,
+                "name": record.name,
+                "kind": "agent",
+                "status": agent_status(c, record),
+                "tags": list(record.tags),
+                "cordoned": record.cordoned,
+                "hostname": facts.get("hostname"),
+                "os": facts.get("os"),
+                "arch": facts.get("arch"),
+                "docker_version": facts.get("docker_version"),
+                "version": facts.get("version"),
+                "metrics": _metrics(c, conn.metrics, conn.metrics_at) if conn else None,
+            }
+        )
+    return hosts
+
+
+@routes.route("GET", "/api/v1/hosts", summary="Every host (local + agents) with status, tags and metrics")
+async def list_hosts(request: web.Request) -> web.Response:
+    return web.json_response({"items": host_views(ctx(request))})
+
+
+@routes.route(
+    "PUT",
+    "/api/v1/hosts/{id}/tags",
+    summary="Replace a host's tags",
+    body={
+        "type": "object",
+        "properties": {"tags": {"type": "array", "items": {"type": "string"}, "maxItems": MAX_TAGS}},
+        "required": ["tags"],
+    },
+)
+async def put_tags(request: web.Request) -> web.Response:
+    user = require_admin(request)
+    c = ctx(request)
+    host_id = request.match_info["id"]
+    body = await json_body(request)
+    tags = body.get("tags")
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise ApiError(400, "invalid_field", "'tags' must be a list of strings")
+    if len(tags) > MAX_TAGS:
+        raise ApiError(400, "invalid_field", f"at most {MAX_TAGS} tags")
+    bad = [t for t in tags if not TAG_RE.fullmatch(t)]
+    if bad:
+        raise ApiError(400, "invalid_tag", f"tag {bad[0]!r} must match [a-z0-9][a-z0-9-]{{0,31}}")
+    if host_id == LOCAL_ID:
+        raise ApiError(400, "not_taggable", "the local host cannot be tagged yet")
+    record = c.agents.get(host_id)
+    if record is None or record.state is AgentState.PENDING:
+        raise ApiError(404, "host_not_found", f"no host with id {host_id!r}")
+    unique = sorted(set(tags))
+    c.agents.set_tags(host_id, unique)
+    c.audit.add(c.clock(), user.username, "host.tags", host_id, {"tags": unique})
+    return web.json_response({"id": host_id, "tags": unique})

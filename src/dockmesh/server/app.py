@@ -1,0 +1,169 @@
+"""The server process: builds the context, the HTTP app and the agent listener, and runs both."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from dockmesh.pki.ca import CertificateAuthority
+from dockmesh.pki.tls import server_context
+from dockmesh.server import openapi
+from dockmesh.server.accesslog import RedactingAccessLogger
+from dockmesh.server.accounts import Accounts
+from dockmesh.server.api import agents, auth, hosts, install, meta
+from dockmesh.server.artifact import Artifacts
+from dockmesh.server.config import ServerConfig
+from dockmesh.server.context import CONTEXT, ServerContext
+from dockmesh.server.errors import error_middleware
+from dockmesh.server.gateway import Gateway
+from dockmesh.server.listener import routes as listener_routes
+from dockmesh.server.localhost import LocalHost
+from dockmesh.server.routes import RouteSpec, RouteTable
+from dockmesh.server.tokens import FailureLimiter
+from dockmesh.store.agents import AgentStore
+from dockmesh.store.audit import AuditStore
+from dockmesh.store.db import Database
+from dockmesh.store.users import UserStore
+
+log = logging.getLogger(__name__)
+
+HTTP_TABLES: tuple[RouteTable, ...] = (meta.routes, auth.routes, agents.routes, hosts.routes, install.routes)
+
+
+def all_specs(tables: Iterable[RouteTable] = HTTP_TABLES) -> list[RouteSpec]:
+    return [spec for table in tables for spec in table.specs]
+
+
+def build_context(config: ServerConfig, clock: Callable[[], float] = time.time) -> ServerContext:
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    config.data_dir.chmod(0o700)
+    db = Database(config.db_path)
+    agent_host = urlsplit(config.agent_url).hostname
+    sans = (*config.agent_sans, *([agent_host] if agent_host else []))
+    ca = CertificateAuthority.load_or_create(config.pki_dir, sans=sans)
+    agent_store = AgentStore(db)
+    users = UserStore(db)
+    return ServerContext(
+        config=config,
+        clock=clock,
+        db=db,
+        agents=agent_store,
+        users=users,
+        audit=AuditStore(db),
+        accounts=Accounts(users, clock),
+        ca=ca,
+        gateway=Gateway(
+            agent_store,
+            ca,
+            clock=clock,
+            heartbeat_interval=config.heartbeat_interval,
+            cert_lifetime=config.cert_lifetime,
+            renew_grace=config.renew_grace,
+        ),
+        artifacts=Artifacts(config.artifact_dir or config.data_dir / "artifacts"),
+        limiter=FailureLimiter(clock),
+        local=LocalHost(config.docker_host, config.heartbeat_interval, clock, config.data_dir),
+    )
+
+
+def http_app(context: ServerContext) -> web.Application:
+    app = web.Application(middlewares=[error_middleware, auth.auth_middleware], client_max_size=4 << 20)
+    app[CONTEXT] = context
+    app[meta.OPENAPI] = openapi.document(all_specs())
+    for table in HTTP_TABLES:
+        table.install(app)
+    return app
+
+
+def agent_app(context: ServerContext) -> web.Application:
+    app = web.Application(middlewares=[error_middleware], client_max_size=64 * 1024)
+    app[CONTEXT] = context
+    listener_routes.install(app)
+    return app
+
+
+class Server:
+    """Both listeners of one dockmesh server; `start` returns once they accept connections."""
+
+    def __init__(self, config: ServerConfig, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self._clock = clock
+        self.context: ServerContext | None = None
+        self._runners: list[web.AppRunner] = []
+        self.http_port = config.http_port
+        self.agent_port = config.agent_port
+
+    async def start(self) -> None:
+        context = build_context(self.config, self._clock)
+        self.context = context
+        context.accounts.bootstrap_admin(self.config.admin_password)
+        http_runner = web.AppRunner(http_app(context), access_log_class=RedactingAccessLogger)
+        agent_runner = web.AppRunner(
+            agent_app(context), access_log_class=RedactingAccessLogger, shutdown_timeout=2.0
+        )
+        for runner in (http_runner, agent_runner):
+            await runner.setup()
+            self._runners.append(runner)
+        http_site = web.TCPSite(http_runner, self.config.http_host, self.config.http_port)
+        agent_site = web.TCPSite(
+            agent_runner,
+            self.config.agent_host,
+            self.config.agent_port,
+            ssl_context=server_context(context.ca),
+        )
+        await http_site.start()
+        await agent_site.start()
+        self.http_port = _bound_port(http_site)
+        self.agent_port = _bound_port(agent_site)
+        context.gateway.start()
+        context.local.start()
+        if self.config.artifact_dir is None:
+            # An explicit DOCKMESH_ARTIFACT_DIR means the operator ships the builds.
+            context.artifacts.start_build_if_missing()
+        log.info(
+            "dockmesh serving http on %s:%s, agents on %s:%s (CA sha256 %s)",
+            self.config.http_host,
+            self.http_port,
+            self.config.agent_host,
+            self.agent_port,
+            context.ca.ca_sha256,
+        )
+
+    async def stop(self) -> None:
+        if self.context:
+            await self.context.gateway.stop()
+            await self.context.local.stop()
+        for runner in reversed(self._runners):
+            await runner.cleanup()
+        self._runners.clear()
+        if self.context:
+            self.context.db.close()
+
+    async def run_forever(self) -> None:
+        await self.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+
+def _bound_port(site: web.TCPSite) -> int:
+    server: Any = site._server
+    sockets = getattr(server, "sockets", None) or []
+    return int(sockets[0].getsockname()[1]) if sockets else 0
+
+
+def default_data_dir() -> Path:
+    return Path("./data").resolve()

@@ -1,0 +1,109 @@
+"""Server configuration, read from flags and DOCKMESH_* environment variables."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """A setting the user must fix; the message says which and how."""
+
+
+def parse_addr(value: str, what: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{what} must be HOST:PORT (got {value!r})")
+    return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104 - an empty host means all interfaces
+
+
+def parse_duration(value: str, what: str) -> float:
+    """'90', '90s', '15m', '12h', '30d' → seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = value.strip().lower()
+    scale = units.get(text[-1:])
+    number = text[:-1] if scale else text
+    try:
+        seconds = float(number) * (scale or 1)
+    except ValueError:
+        raise ConfigError(f"{what} must be a duration like 90s, 15m, 12h or 30d (got {value!r})") from None
+    if seconds <= 0:
+        raise ConfigError(f"{what} must be positive (got {value!r})")
+    return seconds
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    data_dir: Path
+    http_host: str = "0.0.0.0"  # noqa: S104 - the UI is meant to be reachable
+    http_port: int = 8080
+    agent_host: str = "0.0.0.0"  # noqa: S104 - agents dial in from other machines
+    agent_port: int = 8443
+    public_url: str = ""
+    agent_url: str = ""
+    admin_password: str | None = None
+    agent_sans: tuple[str, ...] = ()
+    docker_host: str | None = None
+    artifact_dir: Path | None = None
+    cert_lifetime: float = 30 * 86400
+    token_ttl: float = 3600
+    heartbeat_interval: float = 10.0
+    renew_grace: float = 300.0
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "dockmesh.db"
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.data_dir / "pki"
+
+    @classmethod
+    def from_env(
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        data_dir: str | None = None,
+        http: str | None = None,
+        agent_listen: str | None = None,
+        public_url: str | None = None,
+        agent_url: str | None = None,
+    ) -> ServerConfig:
+        env = os.environ if env is None else env
+        directory = Path(data_dir or env.get("DOCKMESH_DATA_DIR") or "./data").resolve()
+        http_host, http_port = parse_addr(http or env.get("DOCKMESH_HTTP_ADDR") or ":8080", "--http")
+        agent_host, agent_port = parse_addr(
+            agent_listen or env.get("DOCKMESH_AGENT_ADDR") or ":8443", "--agent-listen"
+        )
+        name = socket.gethostname()
+        base = (public_url or env.get("DOCKMESH_BASE_URL") or f"http://{name}:{http_port}").rstrip("/")
+        agent = (agent_url or env.get("DOCKMESH_AGENT_URL") or f"https://{name}:{agent_port}").rstrip("/")
+        for label, url in (("--public-url", base), ("--agent-url", agent)):
+            if not url.startswith(("http://", "https://")):
+                raise ConfigError(f"{label} must start with http:// or https:// (got {url!r})")
+        if not agent.startswith("https://"):
+            raise ConfigError("--agent-url must be https:// (agents only speak mTLS)")
+        sans = tuple(s.strip() for s in env.get("DOCKMESH_AGENT_SANS", "").split(",") if s.strip())
+        artifact = env.get("DOCKMESH_ARTIFACT_DIR")
+        return cls(
+            data_dir=directory,
+            http_host=http_host,
+            http_port=http_port,
+            agent_host=agent_host,
+            agent_port=agent_port,
+            public_url=base,
+            agent_url=agent,
+            admin_password=env.get("DOCKMESH_ADMIN_PASSWORD") or None,
+            agent_sans=sans,
+            docker_host=env.get("DOCKER_HOST") or None,
+            artifact_dir=Path(artifact).resolve() if artifact else None,
+            cert_lifetime=parse_duration(env.get("DOCKMESH_CERT_LIFETIME", "30d"), "DOCKMESH_CERT_LIFETIME"),
+            token_ttl=parse_duration(env.get("DOCKMESH_TOKEN_TTL", "1h"), "DOCKMESH_TOKEN_TTL"),
+            heartbeat_interval=parse_duration(
+                env.get("DOCKMESH_HEARTBEAT_INTERVAL", "10s"), "DOCKMESH_HEARTBEAT_INTERVAL"
+            ),
+        )

@@ -1,0 +1,43 @@
+"""Everything a request handler may reach, built once per server."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from dockmesh.pki.ca import CertificateAuthority
+from dockmesh.server.accounts import Accounts
+from dockmesh.server.artifact import Artifacts
+from dockmesh.server.config import ServerConfig
+from dockmesh.server.gateway import Gateway
+from dockmesh.server.localhost import LocalHost
+from dockmesh.server.tokens import FailureLimiter
+from dockmesh.store.agents import AgentStore
+from dockmesh.store.audit import AuditStore
+from dockmesh.store.db import Database
+from dockmesh.store.users import UserStore
+
+
+@dataclass
+class ServerContext:
+    config: ServerConfig
+    clock: Callable[[], float]
+    db: Database
+    agents: AgentStore
+    users: UserStore
+    audit: AuditStore
+    accounts: Accounts
+    ca: CertificateAuthority
+    gateway: Gateway
+    artifacts: Artifacts
+    limiter: FailureLimiter
+    local: LocalHost
+
+
+CONTEXT = web.AppKey("dockmesh_context", ServerContext)
+
+
+def ctx(request: web.Request) -> ServerContext:
+    return request.app[CONTEXT]

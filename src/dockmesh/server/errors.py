@@ -1,0 +1,90 @@
+"""API errors and the middleware that renders every failure as {"error": {"code", "message"}}."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    429: "too_many_requests",
+}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "http_error")
+        message = exc.text if exc.text and not exc.text.startswith(str(exc.status)) else exc.reason
+        return error_response(exc.status, code, message or exc.reason, headers=_allow(exc))
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.rel_url.path)
+        return error_response(500, "internal", "internal server error; see the server log")
+
+
+def _allow(exc: web.HTTPException) -> dict[str, str] | None:
+    allow = exc.headers.get("Allow")
+    return {"Allow": allow} if allow else None
+
+
+async def json_body(request: web.Request, limit: int = 1 << 20) -> dict[str, Any]:
+    """The request's JSON object, or a 400 that says what is wrong with it."""
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, "too_large", f"request body larger than {limit} bytes")
+    raw = await request.content.read(limit + 1)
+    if len(raw) > limit:
+        raise ApiError(413, "too_large", f"request body larger than {limit} bytes")
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError:
+        raise ApiError(400, "invalid_json", "request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_json", "request body must be a JSON object")
+    return body
+
+
+def field_str(body: dict[str, Any], name: str, *, max_len: int = 200, required: bool = True) -> str:
+    value = body.get(name)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or not value.strip():
+        raise ApiError(400, "invalid_field", f"'{name}' must be a non-empty string")
+    value = value.strip()
+    if len(value) > max_len:
+        raise ApiError(400, "invalid_field", f"'{name}' must be at most {max_len} characters")
+    return value

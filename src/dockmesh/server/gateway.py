@@ -1,0 +1,239 @@
+"""Live agent links: identity from the peer certificate, hello, heartbeats, renewal, revocation."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+from aiohttp import web
+
+from dockmesh import __version__
+from dockmesh.link import AiohttpSocket, Link, RemoteError
+from dockmesh.pki.ca import CertificateAuthority
+from dockmesh.pki.identity import cert_info, cert_to_pem, common_name, fingerprint
+from dockmesh.pki.tls import peer_certificate
+from dockmesh.proto import CloseCode, Limits, Role
+from dockmesh.server.errors import ApiError
+from dockmesh.store.agents import AgentState, AgentStore, CertRecord
+
+log = logging.getLogger(__name__)
+
+PROTOCOL_VERSION = 1
+HELLO_TIMEOUT = 15.0
+FACT_KEYS = (
+    "hostname",
+    "os",
+    "arch",
+    "python",
+    "docker_version",
+    "docker_api_version",
+    "version",
+    "capabilities",
+)
+
+
+@dataclass(eq=False)
+class Conn:
+    """One agent's live session."""
+
+    agent_id: str
+    link: Link
+    connected_at: float
+    fingerprint: str
+    ready: bool = False
+    facts: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] | None = None
+    metrics_at: float | None = None
+
+
+def cert_record(cert: Any) -> CertRecord:
+    info = cert_info(cert)
+    return CertRecord(info.fingerprint, info.serial, info.not_before.timestamp(), info.not_after.timestamp())
+
+
+class Gateway:
+    def __init__(
+        self,
+        agents: AgentStore,
+        ca: CertificateAuthority,
+        *,
+        clock: Callable[[], float],
+        heartbeat_interval: float,
+        cert_lifetime: float,
+        renew_grace: float,
+        limits: Limits | None = None,
+    ) -> None:
+        self._agents = agents
+        self._ca = ca
+        self._clock = clock
+        self.heartbeat_interval = heartbeat_interval
+        self._cert_lifetime = cert_lifetime
+        self._renew_grace = renew_grace
+        self.limits = limits or Limits()
+        self._conns: dict[str, Conn] = {}
+        self._unready: set[Conn] = set()
+        self._background: set[asyncio.Future[None]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+
+    # --- queries ------------------------------------------------------------------------------
+    def conn(self, agent_id: str) -> Conn | None:
+        """The agent's session once its hello is done (what 'online' means)."""
+        conn = self._conns.get(agent_id)
+        return conn if conn is not None and conn.ready else None
+
+    def online_ids(self) -> list[str]:
+        return [c.agent_id for c in self._conns.values() if c.ready]
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> None:
+        self._sweeper = asyncio.create_task(self._sweep())
+
+    async def stop(self) -> None:
+        if self._sweeper:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        await asyncio.gather(
+            *(c.link.close(CloseCode.GOING_AWAY, "server shutting down") for c in list(self._conns.values())),
+            return_exceptions=True,
+        )
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a close in the background, keeping a reference so it is not garbage-collected midway."""
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _expect_hello(self, conn: Conn) -> None:
+        if not conn.ready:
+            self._spawn(conn.link.close(CloseCode.PROTOCOL_ERROR, "no hello in time"))
+
+    async def disconnect(self, agent_id: str, code: int, reason: str) -> None:
+        """Close every connection of this agent, its session and any not yet past hello."""
+        conns = [c for c in (self._conns.get(agent_id), *self._unready) if c and c.agent_id == agent_id]
+        await asyncio.gather(*(c.link.close(code, reason) for c in conns), return_exceptions=True)
+
+    async def _sweep(self) -> None:
+        """One timer for all links: send our heartbeat, drop peers silent past 2 intervals and a half."""
+        loop = asyncio.get_running_loop()
+        limit = self.heartbeat_interval * 2.5
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            now = loop.time()
+            for conn in list(self._conns.values()):
+                if now - conn.link.last_received > limit:
+                    log.info("agent %s silent for %.0fs, closing its link", conn.agent_id, limit)
+                    self._spawn(conn.link.close(CloseCode.HEARTBEAT_TIMEOUT, "no heartbeat from agent"))
+                else:
+                    conn.link.send_event("heartbeat", {})
+
+    # --- the /connect handler -----------------------------------------------------------------
+    async def serve(self, request: web.Request) -> web.StreamResponse:
+        ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
+        cert = peer_certificate(ssl_object)
+        if cert is None:
+            raise ApiError(401, "client_certificate_required", "connect needs the agent's client certificate")
+        fp = fingerprint(cert)
+        ws = web.WebSocketResponse(
+            max_msg_size=self.limits.max_frame, timeout=5.0, autoping=True, compress=False
+        )
+        await ws.prepare(request)
+        record = self._agents.by_fingerprint(fp, self._clock())
+        if record is None or common_name(cert) != record.id:
+            # Identity comes only from the certificate: unknown, revoked or rotated all look the same.
+            log.info("refused agent link: certificate %s… is unknown or revoked", fp[:16])
+            await ws.close(code=CloseCode.UNAUTHORIZED, message=b"agent certificate unknown or revoked")
+            return ws
+        conn = Conn(record.id, None, self._clock(), fp)  # type: ignore[arg-type]
+        conn.link = Link(
+            AiohttpSocket(ws),
+            Role.ACCEPTOR,
+            limits=self.limits,
+            on_request=partial(self._on_request, conn),
+            on_event=partial(self._on_event, conn),
+        )
+        # A connection becomes the agent's session only at hello, so a probe (`doctor`) cannot evict it.
+        self._unready.add(conn)
+        hello_deadline = asyncio.get_running_loop().call_later(HELLO_TIMEOUT, self._expect_hello, conn)
+        try:
+            await conn.link.run()
+        finally:
+            hello_deadline.cancel()
+            self._unready.discard(conn)
+            if self._conns.get(record.id) is conn:
+                del self._conns[record.id]
+                self._agents.touch(record.id, self._clock())
+            code = conn.link.close_code
+            if conn.ready and code not in (None, CloseCode.NORMAL, CloseCode.GOING_AWAY, CloseCode.REPLACED):
+                self._agents.set_error(record.id, f"link closed with {code}: {conn.link.close_reason}")
+        return ws
+
+    # --- agent → server requests and events --------------------------------------------------
+    async def _on_request(self, conn: Conn, method: str, params: dict[str, Any]) -> Any:
+        if method == "hello":
+            return await self._hello(conn, params)
+        if not conn.ready:
+            raise RemoteError("hello_required", "send hello first")
+        if method == "renew":
+            return self._renew(conn, params)
+        raise RemoteError("unknown_method", f"the server has no method {method!r}")
+
+    async def _hello(self, conn: Conn, params: dict[str, Any]) -> dict[str, Any]:
+        if params.get("protocol") != PROTOCOL_VERSION:
+            asyncio.get_running_loop().call_later(
+                0.1,
+                lambda: self._spawn(
+                    conn.link.close(CloseCode.UPGRADE_REQUIRED, f"server speaks protocol {PROTOCOL_VERSION}")
+                ),
+            )
+            raise RemoteError("upgrade_required", f"server speaks protocol {PROTOCOL_VERSION}")
+        facts = {k: params[k] for k in FACT_KEYS if k in params}
+        record = self._agents.get(conn.agent_id)
+        if record is None or record.state is not AgentState.ENROLLED:
+            raise RemoteError("revoked", "this agent is no longer enrolled")
+        conn.facts = facts
+        self._agents.update_facts(conn.agent_id, facts, self._clock())
+        conn.ready = True
+        self._unready.discard(conn)
+        previous = self._conns.get(conn.agent_id)
+        self._conns[conn.agent_id] = conn
+        if previous is not None and previous is not conn:
+            self._spawn(previous.link.close(CloseCode.REPLACED, "replaced by a newer session of this agent"))
+        log.info("agent %s online (%s)", conn.agent_id, facts.get("hostname", "?"))
+        return {
+            "server_version": __version__,
+            "protocol": PROTOCOL_VERSION,
+            "heartbeat_interval_s": self.heartbeat_interval,
+            "cert_not_after": record.cert.not_after if record and record.cert else None,
+        }
+
+    def _renew(self, conn: Conn, params: dict[str, Any]) -> dict[str, Any]:
+        from dockmesh.pki.csr import CsrError
+
+        csr = params.get("csr")
+        if not isinstance(csr, str):
+            raise RemoteError("bad_csr", "renew needs a PEM CSR in 'csr'")
+        try:
+            cert = self._ca.issue_agent_cert(
+                csr.encode(), conn.agent_id, timedelta(seconds=self._cert_lifetime)
+            )
+        except CsrError as exc:
+            raise RemoteError("bad_csr", str(exc)) from None
+        record = cert_record(cert)
+        if not self._agents.renew(conn.agent_id, record, self._clock() + self._renew_grace):
+            raise RemoteError("revoked", "this agent is no longer enrolled")
+        log.info("agent %s renewed its certificate (serial %s)", conn.agent_id, record.serial)
+        return {"cert": cert_to_pem(cert).decode(), "not_after": record.not_after}
+
+    def _on_event(self, conn: Conn, name: str, body: dict[str, Any]) -> None:
+        if name == "heartbeat" and conn.ready:
+            metrics = body.get("metrics")
+            if isinstance(metrics, dict):
+                conn.metrics = metrics
+                conn.metrics_at = self._clock()

@@ -1,0 +1,77 @@
+"""The server's own Docker engine, shown as host `local` when its socket answers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from dockmesh import __version__
+from dockmesh.docker.engine import EngineUnavailable, connect, docker_host, engine_info, socket_path
+from dockmesh.host import metrics
+from dockmesh.host.facts import host_facts
+
+log = logging.getLogger(__name__)
+
+LOCAL_ID = "local"
+
+
+class LocalHost:
+    """Samples the local engine and machine on the heartbeat interval, like an agent would."""
+
+    def __init__(
+        self, host: str | None, interval: float, clock: Callable[[], float], disk_path: Path
+    ) -> None:
+        self.docker_host = docker_host(host)
+        self._interval = interval
+        self._clock = clock
+        self._disk_path = disk_path
+        self.available = False
+        self.facts: dict[str, Any] = {}
+        self.metrics: dict[str, Any] | None = None
+        self.metrics_at: float | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        path = socket_path(self.docker_host)
+        if path is not None and not Path(path).exists():
+            log.info("no Docker socket at %s: host 'local' is not managed", path)
+            return
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        docker = connect(self.docker_host)
+        try:
+            while True:
+                await self.sample(docker)
+                await asyncio.sleep(self._interval)
+        finally:
+            await docker.close()
+
+    async def sample(self, docker: Any) -> None:
+        try:
+            info = await engine_info(docker)
+        except EngineUnavailable as exc:
+            if self.available:
+                log.warning("local Docker engine unreachable: %s", exc)
+            self.available = False
+            return
+        self.available = True
+        self.facts = {
+            **host_facts(),
+            "docker_version": info.version,
+            "docker_api_version": info.api_version,
+            "version": __version__,
+        }
+        sample = metrics.sample(self._disk_path, (info.containers_running, info.containers_total))
+        self.metrics = sample.to_dict()
+        self.metrics_at = self._clock()

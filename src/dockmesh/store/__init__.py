@@ -1,0 +1,5 @@
+"""Persistence: the SQLite schema, migrations and every SQL statement."""
+
+from dockmesh.store.db import Database, StoreError
+
+__all__ = ["Database", "StoreError"]

@@ -1,0 +1,68 @@
+"""Fixtures for tests of the server, enrolment and the agent link (loaded from conftest)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fleet import Fleet, short_tmpdir, wait_for
+from tests.integration.harness import AgentProc, ServerProc
+
+
+@pytest.fixture
+def server_factory() -> Iterator[Callable[..., ServerProc]]:
+    made: list[tuple[ServerProc, Path]] = []
+
+    def make(
+        env: dict[str, str] | None = None, docker_host: str | None = None, start: bool = True
+    ) -> ServerProc:
+        base = short_tmpdir("s")
+        srv = ServerProc(base, env=env, docker_host=docker_host)
+        made.append((srv, base))
+        return srv.start() if start else srv
+
+    yield make
+    for srv, base in made:
+        srv.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def server(server_factory: Callable[..., ServerProc]) -> ServerProc:
+    return server_factory()
+
+
+@pytest.fixture
+def agent_factory(fleet: Fleet) -> Iterator[Callable[..., AgentProc]]:
+    made: list[tuple[AgentProc, Path]] = []
+
+    def make(
+        server: ServerProc, name: str = "h", engine: int = 0, start: bool = True, token: str | None = None
+    ) -> AgentProc:
+        agent_id = None
+        if token is None:
+            created = server.create_agent(name)
+            token, agent_id = created["token"], created["id"]
+        base = short_tmpdir("a")
+        agent = AgentProc(base, server, fleet.engine(engine).docker_host, token, agent_id)
+        made.append((agent, base))
+        return agent.start() if start else agent
+
+    yield make
+    for agent, base in made:
+        agent.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def wait_online(server: ServerProc, agent_id: str, timeout: float = 20) -> dict[str, object]:
+    def online() -> dict[str, object] | None:
+        host = server.api.host(agent_id)
+        return host if host and host["status"] == "online" else None
+
+    result: dict[str, object] = wait_for(
+        online, timeout, interval=0.1, message=lambda: f"agent {agent_id} never came online"
+    )
+    return result
