@@ -335,4 +335,5 @@ class Link:
             if idle >= self.idle_timeout:
                 await self.close(CloseCode.HEARTBEAT_TIMEOUT, "peer silent past its heartbeat deadline")
                 return
-            await asyncio.sleep(self.idle_timeout - idle)
+            # Re-check at least every second: the timeout can shrink once hello tells us the interval.
+            await asyncio.sleep(min(self.idle_timeout - idle, 1.0))
