@@ -46,6 +46,6 @@ def tmp_short() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-from tests.integration.spine import agent_factory, server, server_factory  # noqa: E402
+from tests.integration.spine import agent_artifacts, agent_factory, server, server_factory  # noqa: E402
 
-__all__ = ["agent_factory", "server", "server_factory"]
+__all__ = ["agent_artifacts", "agent_factory", "server", "server_factory"]

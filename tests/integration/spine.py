@@ -66,3 +66,23 @@ def wait_online(server: ServerProc, agent_id: str, timeout: float = 20) -> dict[
         online, timeout, interval=0.1, message=lambda: f"agent {agent_id} never came online"
     )
     return result
+
+
+@pytest.fixture(scope="session")
+def agent_artifacts() -> Iterator[Path]:
+    """The real agent artifact (pex), built once per session from this checkout."""
+    import subprocess
+    import sys
+
+    out = short_tmpdir("art")
+    log = out / "build.log"
+    with log.open("wb") as fh:
+        code = subprocess.call(
+            [sys.executable, "-m", "dockmesh.cli.main", "build-agent", "--out", str(out)],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            timeout=600,
+        )
+    assert code == 0, log.read_text(errors="replace")[-3000:]
+    yield out
+    shutil.rmtree(out, ignore_errors=True)
