@@ -44,6 +44,7 @@ def _alive(pid: object) -> bool:
 
 def _status(config: AgentConfig, wait: float) -> int:
     state = StateDir(config.state_dir)
+    started = time.time()
     deadline = time.monotonic() + wait
     while True:
         status = state.read_status()
@@ -51,6 +52,9 @@ def _status(config: AgentConfig, wait: float) -> int:
         if online or time.monotonic() >= deadline:
             break
         if status and status.get("phase") == "fatal":
+            break
+        # An agent that wrote its status during this wait and then died will not come online.
+        if status and float(status.get("at") or 0) >= started and not _alive(status.get("pid")):
             break
         time.sleep(0.2)
     if status is None:

@@ -77,13 +77,15 @@ main() {
   mv -f "$tmp" "$bin"
   ln -sf "$bin" "$bin_dir/dockmesh-agent"
 
-  local user=root
+  local user=root run_as=()
   if [ "$as_root" -eq 0 ]; then
     user=dockmesh
     if ! id dockmesh >/dev/null 2>&1; then
       useradd --system --home-dir "$state" --shell /usr/sbin/nologin dockmesh
     fi
     if getent group docker >/dev/null; then usermod -aG docker dockmesh; fi
+    # Every later run of the agent binary uses its user: pex unpacks into PEX_ROOT on first use.
+    run_as=(runuser -u "$user" --)
   fi
 
   # The token goes in a 0600 file the agent deletes after enrolling; it never enters the unit or env file.
@@ -136,24 +138,22 @@ UNIT
       kill "$(cat "$state/agent.pid")" 2>/dev/null || true
       sleep 1
     fi
-    local runner=()
-    if [ "$user" != root ]; then runner=(runuser -u "$user" --); fi
     (
       set -a
       # shellcheck disable=SC1090
       . "$env_file"
       set +a
-      exec setsid "${runner[@]}" "$bin" run
+      exec setsid "${run_as[@]}" "$bin" run
     ) >>"$log_dir/dockmesh-agent.log" 2>&1 </dev/null &
     echo $! > "$state/agent.pid"
   fi
 
   say "waiting for the server to report this host online"
-  if (set -a; . "$env_file"; set +a; "$bin" status --wait 90 >/dev/null); then
+  if (set -a; . "$env_file"; set +a; "${run_as[@]}" "$bin" status --wait 90 >/dev/null); then
     say "success: this host is online in dockmesh"
   else
     say "the agent did not come online; diagnosis:"
-    (set -a; . "$env_file"; set +a; "$bin" doctor) >&2 || true
+    (set -a; . "$env_file"; set +a; "${run_as[@]}" "$bin" doctor) >&2 || true
     exit 1
   fi
 }
