@@ -197,11 +197,13 @@ class Agent:
                     compress=0,
                 ) as ws,
             ):
+                handlers = Handlers(docker)
                 link = Link(
                     AiohttpSocket(ws),
                     Role.DIALER,
                     limits=limits,
-                    on_request=Handlers(docker).handle,
+                    on_request=handlers.handle,
+                    on_stream=handlers.stream,
                     idle_timeout=self.heartbeat_interval * 2.5,
                 )
                 runner = asyncio.create_task(link.run())

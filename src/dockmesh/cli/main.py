@@ -9,21 +9,13 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from dockmesh import __version__
+from dockmesh.cli import fleet
 from dockmesh.cli.client import CliError, api, call, save_login
+from dockmesh.cli.table import table
 from dockmesh.server.config import ConfigError, ServerConfig
-
-
-def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
-    cells = [[h for _, h in columns]] + [
-        ["" if r.get(k) is None else str(r.get(k)) for k, _ in columns] for r in rows
-    ]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -160,6 +152,7 @@ def parser() -> argparse.ArgumentParser:
     h = sub.add_parser("hosts", help="list hosts")
     h.add_argument("action", nargs="?", default="ls", choices=["ls"])
     h.set_defaults(func=cmd_hosts)
+    fleet.add_parsers(sub)
     return p
 
 

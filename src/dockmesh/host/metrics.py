@@ -12,6 +12,7 @@ import psutil
 @dataclass(frozen=True)
 class HostMetrics:
     cpu_percent: float
+    cpu_count: int
     mem_used: int
     mem_total: int
     disk_used: int
@@ -33,6 +34,7 @@ def sample(disk_path: str | Path = "/", containers: tuple[int, int] = (0, 0)) ->
         disk_used = disk_total = 0
     return HostMetrics(
         cpu_percent=float(psutil.cpu_percent(interval=None)),
+        cpu_count=int(psutil.cpu_count() or 1),
         mem_used=int(mem.total - mem.available),
         mem_total=int(mem.total),
         disk_used=disk_used,

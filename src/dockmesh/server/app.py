@@ -18,10 +18,11 @@ from dockmesh.pki.tls import server_context
 from dockmesh.server import openapi
 from dockmesh.server.accesslog import RedactingAccessLogger
 from dockmesh.server.accounts import Accounts
-from dockmesh.server.api import agents, auth, hosts, install, meta
+from dockmesh.server.api import agents, auth, containers, dashboard, fleet, hosts, install, meta
 from dockmesh.server.artifact import Artifacts
 from dockmesh.server.config import ServerConfig
 from dockmesh.server.context import CONTEXT, ServerContext
+from dockmesh.server.directory import HostDirectory
 from dockmesh.server.errors import error_middleware
 from dockmesh.server.gateway import Gateway
 from dockmesh.server.listener import routes as listener_routes
@@ -35,7 +36,16 @@ from dockmesh.store.users import UserStore
 
 log = logging.getLogger(__name__)
 
-HTTP_TABLES: tuple[RouteTable, ...] = (meta.routes, auth.routes, agents.routes, hosts.routes, install.routes)
+HTTP_TABLES: tuple[RouteTable, ...] = (
+    meta.routes,
+    auth.routes,
+    agents.routes,
+    hosts.routes,
+    fleet.routes,
+    containers.routes,
+    dashboard.routes,
+    install.routes,
+)
 
 
 def all_specs(tables: Iterable[RouteTable] = HTTP_TABLES) -> list[RouteSpec]:
@@ -51,6 +61,15 @@ def build_context(config: ServerConfig, clock: Callable[[], float] = time.time) 
     ca = CertificateAuthority.load_or_create(config.pki_dir, sans=sans)
     agent_store = AgentStore(db)
     users = UserStore(db)
+    gateway = Gateway(
+        agent_store,
+        ca,
+        clock=clock,
+        heartbeat_interval=config.heartbeat_interval,
+        cert_lifetime=config.cert_lifetime,
+        renew_grace=config.renew_grace,
+    )
+    local = LocalHost(config.docker_host, config.heartbeat_interval, clock, config.data_dir)
     return ServerContext(
         config=config,
         clock=clock,
@@ -60,17 +79,11 @@ def build_context(config: ServerConfig, clock: Callable[[], float] = time.time) 
         audit=AuditStore(db),
         accounts=Accounts(users, clock),
         ca=ca,
-        gateway=Gateway(
-            agent_store,
-            ca,
-            clock=clock,
-            heartbeat_interval=config.heartbeat_interval,
-            cert_lifetime=config.cert_lifetime,
-            renew_grace=config.renew_grace,
-        ),
+        gateway=gateway,
         artifacts=Artifacts(config.artifact_dir or config.data_dir / "artifacts"),
         limiter=FailureLimiter(clock),
-        local=LocalHost(config.docker_host, config.heartbeat_interval, clock, config.data_dir),
+        local=local,
+        directory=HostDirectory(agent_store, gateway, local),
     )
 
 
@@ -105,7 +118,10 @@ class Server:
         context = build_context(self.config, self._clock)
         self.context = context
         context.accounts.bootstrap_admin(self.config.admin_password)
-        http_runner = web.AppRunner(http_app(context), access_log_class=RedactingAccessLogger)
+        # Handler cancellation: a viewer that leaves a followed log must stop the read on the host.
+        http_runner = web.AppRunner(
+            http_app(context), access_log_class=RedactingAccessLogger, handler_cancellation=True
+        )
         agent_runner = web.AppRunner(
             agent_app(context), access_log_class=RedactingAccessLogger, shutdown_timeout=2.0
         )

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+_URL = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~\-/]*)?$")
 
 
 class ConfigError(ValueError):
@@ -30,8 +34,8 @@ def parse_duration(value: str, what: str) -> float:
         seconds = float(number) * (scale or 1)
     except ValueError:
         raise ConfigError(f"{what} must be a duration like 90s, 15m, 12h or 30d (got {value!r})") from None
-    if seconds <= 0:
-        raise ConfigError(f"{what} must be positive (got {value!r})")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ConfigError(f"{what} must be a positive, finite duration (got {value!r})")
     return seconds
 
 
@@ -83,8 +87,9 @@ class ServerConfig:
         base = (public_url or env.get("DOCKMESH_BASE_URL") or f"http://{name}:{http_port}").rstrip("/")
         agent = (agent_url or env.get("DOCKMESH_AGENT_URL") or f"https://{name}:{agent_port}").rstrip("/")
         for label, url in (("--public-url", base), ("--agent-url", agent)):
-            if not url.startswith(("http://", "https://")):
-                raise ConfigError(f"{label} must start with http:// or https:// (got {url!r})")
+            # These URLs end up in install commands users paste into a root shell: no surprises allowed.
+            if not _URL.fullmatch(url):
+                raise ConfigError(f"{label} must be a plain http(s)://host[:port][/path] URL (got {url!r})")
         if not agent.startswith("https://"):
             raise ConfigError("--agent-url must be https:// (agents only speak mTLS)")
         sans = tuple(s.strip() for s in env.get("DOCKMESH_AGENT_SANS", "").split(",") if s.strip())

@@ -11,6 +11,7 @@ from dockmesh.pki.ca import CertificateAuthority
 from dockmesh.server.accounts import Accounts
 from dockmesh.server.artifact import Artifacts
 from dockmesh.server.config import ServerConfig
+from dockmesh.server.directory import HostDirectory
 from dockmesh.server.gateway import Gateway
 from dockmesh.server.localhost import LocalHost
 from dockmesh.server.tokens import FailureLimiter
@@ -34,6 +35,7 @@ class ServerContext:
     artifacts: Artifacts
     limiter: FailureLimiter
     local: LocalHost
+    directory: HostDirectory
 
 
 CONTEXT = web.AppKey("dockmesh_context", ServerContext)

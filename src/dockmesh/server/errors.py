@@ -88,3 +88,17 @@ def field_str(body: dict[str, Any], name: str, *, max_len: int = 200, required: 
     if len(value) > max_len:
         raise ApiError(400, "invalid_field", f"'{name}' must be at most {max_len} characters")
     return value
+
+
+_REMOTE_STATUS = {
+    "not_found": 404,
+    "conflict": 409,
+    "bad_request": 400,
+    "engine_unavailable": 503,
+    "deadline": 504,
+}
+
+
+def from_remote(code: str, message: str, host_name: str) -> ApiError:
+    """A host's error as an API error; the status follows the Docker outcome, the message names the host."""
+    return ApiError(_REMOTE_STATUS.get(code, 502), code, f"{host_name}: {message}")

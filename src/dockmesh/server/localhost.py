@@ -1,4 +1,4 @@
-"""The server's own Docker engine, shown as host `local` when its socket answers."""
+"""The server's own Docker engine as host `local`, served by the agent's handlers over an in-process link."""
 
 from __future__ import annotations
 
@@ -10,9 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from dockmesh import __version__
+from dockmesh.agent.handlers import Handlers
 from dockmesh.docker.engine import EngineUnavailable, connect, docker_host, engine_info, socket_path
 from dockmesh.host import metrics
 from dockmesh.host.facts import host_facts
+from dockmesh.link import Link
+from dockmesh.link.memory import socket_pair
+from dockmesh.proto import Role
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +24,7 @@ LOCAL_ID = "local"
 
 
 class LocalHost:
-    """Samples the local engine and machine on the heartbeat interval, like an agent would."""
+    """Samples the local engine on the heartbeat interval, like an agent would, and serves requests."""
 
     def __init__(
         self, host: str | None, interval: float, clock: Callable[[], float], disk_path: Path
@@ -33,28 +37,40 @@ class LocalHost:
         self.facts: dict[str, Any] = {}
         self.metrics: dict[str, Any] | None = None
         self.metrics_at: float | None = None
-        self._task: asyncio.Task[None] | None = None
+        self.link: Link | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
         path = socket_path(self.docker_host)
         if path is not None and not Path(path).exists():
             log.info("no Docker socket at %s: host 'local' is not managed", path)
             return
-        self._task = asyncio.create_task(self._run())
+        self._tasks.append(asyncio.create_task(self._run()))
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
+        self._tasks.clear()
 
     async def _run(self) -> None:
         docker = connect(self.docker_host)
+        server_end, host_end = socket_pair()
+        handlers = Handlers(docker)
+        self.link = Link(server_end, Role.ACCEPTOR)
+        host_link = Link(host_end, Role.DIALER, on_request=handlers.handle, on_stream=handlers.stream)
+        links = [asyncio.create_task(self.link.run()), asyncio.create_task(host_link.run())]
         try:
             while True:
                 await self.sample(docker)
                 await asyncio.sleep(self._interval)
         finally:
+            await self.link.close()
+            for task in links:
+                task.cancel()
+            await asyncio.gather(*links, return_exceptions=True)
             await docker.close()
 
     async def sample(self, docker: Any) -> None:

@@ -25,19 +25,19 @@ class FailureLimiter:
         self._window = window
         self._failures: dict[str, deque[float]] = {}
 
-    def _recent(self, client: str) -> deque[float]:
-        now = self._clock()
-        q = self._failures.setdefault(client, deque())
+    def _prune(self, q: deque[float], now: float) -> deque[float]:
         while q and q[0] <= now - self._window:
             q.popleft()
         return q
 
     def blocked(self, client: str) -> bool:
-        return len(self._recent(client)) >= self._limit
+        q = self._failures.get(client)
+        return q is not None and len(self._prune(q, self._clock())) >= self._limit
 
     def fail(self, client: str) -> None:
-        self._recent(client).append(self._clock())
+        now = self._clock()
+        self._prune(self._failures.setdefault(client, deque()), now).append(now)
         if len(self._failures) > 10_000:
-            # Bounded memory under a spray from many addresses: forget the quietest ones.
-            for key in [k for k, q in self._failures.items() if not q][:5_000]:
+            # Bounded memory under a spray from many addresses: forget every address with no recent failure.
+            for key in [k for k, q in self._failures.items() if not self._prune(q, now)]:
                 del self._failures[key]

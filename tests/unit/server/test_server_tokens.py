@@ -153,11 +153,6 @@ def test_limiter_forgets_clients_with_no_recent_failures() -> None:
     assert limiter.blocked("attacker")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FailureLimiter.fail only prunes *empty* deques; expired failures are never removed, "
-    "so entries from a spray of one-off failing addresses are kept forever",
-)
 def test_limiter_memory_bounded_after_spray_of_failures_expires() -> None:
     clock = FakeClock()
     limiter = FailureLimiter(clock, limit=3, window=60.0)

@@ -71,10 +71,15 @@ def test_wal_and_foreign_keys(db: Database) -> None:
     assert db.query_one("PRAGMA foreign_keys")[0] == 1  # type: ignore[index]
 
 
-def test_transaction_rolls_back_on_error(db: Database) -> None:
-    with pytest.raises(RuntimeError), db.transaction() as cur:
+def _insert_then_fail(db: Database) -> None:
+    with db.transaction() as cur:
         cur.execute("INSERT INTO audit (at, actor, action, target) VALUES (1, 'a', 'b', 'c')")
         raise RuntimeError("boom")
+
+
+def test_transaction_rolls_back_on_error(db: Database) -> None:
+    with pytest.raises(RuntimeError, match="boom"):
+        _insert_then_fail(db)
     assert db.query("SELECT * FROM audit") == []
     with db.transaction() as cur:
         cur.execute("INSERT INTO audit (at, actor, action, target) VALUES (1, 'a', 'b', 'c')")

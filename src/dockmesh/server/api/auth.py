@@ -79,3 +79,14 @@ async def logout(request: web.Request) -> web.Response:
     if token:
         ctx(request).accounts.logout(token)
     return web.Response(status=204)
+
+
+def check_origin(request: web.Request) -> None:
+    """Browsers send Origin on WebSocket upgrades; a foreign one is cross-site WebSocket hijacking."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return  # not a browser: API clients authenticate with a bearer token
+    from urllib.parse import urlsplit
+
+    if urlsplit(origin).netloc != request.host:
+        raise ApiError(403, "bad_origin", f"WebSocket from origin {origin!r} refused")

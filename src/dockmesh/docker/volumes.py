@@ -1,0 +1,49 @@
+"""Volumes: list, create, remove."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiodocker
+
+from dockmesh.docker._api import COMPOSE_PROJECT, delete, object_ref
+from dockmesh.docker.errors import docker_errors
+
+__all__ = ["create_volume", "list_volumes", "remove_volume", "volume_row"]
+
+
+def volume_row(raw: dict[str, Any]) -> dict[str, Any]:
+    labels = raw.get("Labels") or {}
+    created = raw.get("CreatedAt")
+    return {
+        "name": str(raw.get("Name", "")),
+        "driver": str(raw.get("Driver", "")),
+        "stack": labels.get(COMPOSE_PROJECT),
+        "created": str(created) if created else None,
+        "mountpoint": str(raw.get("Mountpoint", "")),
+    }
+
+
+async def list_volumes(docker: aiodocker.Docker) -> list[dict[str, Any]]:
+    """Volumes as rows ``name``, ``driver``, ``stack``, ``created`` (string or None), ``mountpoint``."""
+    with docker_errors():
+        raw = await docker._query_json("volumes")
+    return [volume_row(v) for v in (raw or {}).get("Volumes") or []]
+
+
+async def create_volume(
+    docker: aiodocker.Docker, name: str, labels: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Create local volume ``name`` (idempotent in the engine); returns its row."""
+    object_ref(name, "volume")
+    config = {"Name": name, "Driver": "local", "Labels": dict(labels or {})}
+    with docker_errors():
+        raw = await docker._query_json("volumes/create", method="POST", data=config)
+    return volume_row(raw)
+
+
+async def remove_volume(docker: aiodocker.Docker, name: str) -> None:
+    """Remove volume ``name``; a volume in use is a 409 conflict."""
+    object_ref(name, "volume")
+    with docker_errors():
+        await delete(docker, f"volumes/{name}")

@@ -1,0 +1,247 @@
+"""One host's containers: inspect, actions, and the live streams (logs, stats, exec)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from dockmesh.link import LinkClosed, RemoteError, RequestTimeout, Stream
+from dockmesh.link.packets import Kind, PacketStream, decode_json
+from dockmesh.server.api.auth import check_origin, current_user
+from dockmesh.server.context import ctx
+from dockmesh.server.errors import ApiError, from_remote
+from dockmesh.server.routes import RouteTable
+
+routes = RouteTable("containers")
+
+ACTION_TIMEOUT = 60.0
+BASE = "/api/v1/hosts/{host}/containers/{container}"
+
+
+async def _request(request: web.Request, method: str, params: dict[str, Any], timeout: float) -> Any:
+    host, link = ctx(request).directory.require(request.match_info["host"])
+    try:
+        return await link.request(method, params, timeout=timeout)
+    except RemoteError as exc:
+        raise from_remote(exc.code, exc.message, host.name) from None
+    except RequestTimeout:
+        raise ApiError(
+            504, "host_timeout", f"host {host.name!r} did not answer within {timeout:g}s"
+        ) from None
+    except LinkClosed:
+        raise ApiError(503, "host_offline", f"host {host.name!r} went offline during the request") from None
+
+
+@routes.route("GET", BASE, summary="Inspect one container (the engine's full object)")
+async def inspect(request: web.Request) -> web.Response:
+    result = await _request(request, "containers.inspect", {"id": request.match_info["container"]}, 10.0)
+    return web.json_response(result)
+
+
+async def _action(request: web.Request, action: str) -> web.Response:
+    user = current_user(request)
+    c = ctx(request)
+    container = request.match_info["container"]
+    await _request(request, "containers.action", {"id": container, "action": action}, ACTION_TIMEOUT)
+    c.audit.add(c.clock(), user.username, f"container.{action}", f"{request.match_info['host']}/{container}")
+    return web.json_response({"ok": True, "action": action})
+
+
+def _action_handler(action: str) -> Any:
+    async def handler(request: web.Request) -> web.Response:
+        return await _action(request, action)
+
+    handler.__name__ = f"container_{action}"
+    return handler
+
+
+for _action_name in ("start", "stop", "restart", "kill"):
+    routes.route("POST", f"{BASE}/{_action_name}", summary=f"{_action_name.capitalize()} a container")(
+        _action_handler(_action_name)
+    )
+routes.route("DELETE", BASE, summary="Remove a container (forced, with its anonymous volumes)")(
+    _action_handler("remove")
+)
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    return request.query.get(name, "").lower() in ("1", "true", "yes")
+
+
+def _open(request: web.Request, kind: str, params: dict[str, Any]) -> tuple[str, Stream]:
+    host, link = ctx(request).directory.require(request.match_info["host"])
+    try:
+        return host.name, link.open_stream(kind, params)
+    except LinkClosed:
+        raise ApiError(503, "host_offline", f"host {host.name!r} is offline") from None
+
+
+@routes.route(
+    "GET",
+    f"{BASE}/logs",
+    summary="The container's logs as streamed text (follow survives restarts)",
+    query=("follow", "tail", "timestamps"),
+)
+async def logs(request: web.Request) -> web.StreamResponse:
+    tail_raw = request.query.get("tail")
+    if tail_raw is not None and not tail_raw.isdigit():
+        raise ApiError(400, "invalid_tail", "'tail' must be a non-negative integer")
+    params = {
+        "id": request.match_info["container"],
+        "follow": _flag(request, "follow"),
+        "tail": int(tail_raw) if tail_raw is not None else None,
+        "timestamps": _flag(request, "timestamps"),
+    }
+    host_name, stream = _open(request, "logs", params)
+    try:
+        # Wait briefly for the first bytes so a missing container is a clean 404, not a broken stream.
+        first = await asyncio.wait_for(stream.read(), 2.0)
+    except asyncio.TimeoutError:
+        first = b""
+    except RemoteError as exc:
+        raise from_remote(exc.code, exc.message, host_name) from None
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/plain; charset=utf-8",
+            "Cache-Control": "no-store",
+            "X-Accel-Buffering": "no",
+        }
+    )
+    await response.prepare(request)
+    try:
+        chunk: bytes | None = first
+        while chunk is not None:
+            if chunk:
+                await response.write(chunk)
+            chunk = await stream.read()
+    except RemoteError as exc:
+        await response.write(f"\n[dockmesh] log stream ended: {exc.message}\n".encode())
+    finally:
+        # The viewer left (or the stream ended): tell the host to stop reading the engine.
+        stream.cancel()
+    await response.write_eof()
+    return response
+
+
+async def _pump_closes(ws: web.WebSocketResponse, on_message: Any) -> None:
+    async for msg in ws:
+        if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+            await on_message(msg)
+
+
+@routes.route(
+    "GET",
+    f"{BASE}/stats",
+    summary="Live container stats (WebSocket, one JSON message per sample)",
+    websocket=True,
+)
+async def stats(request: web.Request) -> web.StreamResponse:
+    check_origin(request)
+    host_name, stream = _open(request, "stats", {"id": request.match_info["container"]})
+    ws = web.WebSocketResponse(heartbeat=30.0)
+    await ws.prepare(request)
+    packets = PacketStream(stream)
+
+    async def ignore(_msg: Any) -> None:
+        return None
+
+    reader = asyncio.create_task(_pump_closes(ws, ignore))
+    try:
+        while not reader.done():
+            packet_task = asyncio.ensure_future(packets.recv())
+            await asyncio.wait({packet_task, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if not packet_task.done():
+                packet_task.cancel()
+                break
+            packet = packet_task.result()
+            if packet is None:
+                break
+            await ws.send_str(packet[1].decode())
+    except RemoteError as exc:
+        await ws.send_json({"type": "error", "code": exc.code, "message": f"{host_name}: {exc.message}"})
+    finally:
+        stream.cancel()
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await reader
+        await ws.close()
+    return ws
+
+
+@routes.route(
+    "GET",
+    f"{BASE}/exec",
+    summary="Interactive exec (WebSocket): binary = terminal bytes; text = JSON resize/eof; ends with exit",
+    query=("cmd", "tty", "cols", "rows"),
+    websocket=True,
+)
+async def exec_(request: web.Request) -> web.StreamResponse:
+    check_origin(request)
+    user = current_user(request)
+    c = ctx(request)
+    cmd = request.query.getall("cmd", ["sh"])
+    if not cmd or any(not part or len(part) > 4096 for part in cmd):
+        raise ApiError(400, "invalid_cmd", "'cmd' parts must be non-empty strings")
+    params: dict[str, Any] = {
+        "id": request.match_info["container"],
+        "cmd": cmd,
+        "tty": request.query.get("tty", "1") not in ("0", "false", "no"),
+    }
+    for key in ("cols", "rows"):
+        raw = request.query.get(key)
+        if raw is not None:
+            if not raw.isdigit() or not 0 < int(raw) < 1000:
+                raise ApiError(400, "invalid_size", f"'{key}' must be between 1 and 999")
+            params[key] = int(raw)
+    host_name, stream = _open(request, "exec", params)
+    c.audit.add(
+        c.clock(),
+        user.username,
+        "container.exec",
+        f"{request.match_info['host']}/{params['id']}",
+        {"cmd": cmd},
+    )
+    ws = web.WebSocketResponse(heartbeat=30.0)
+    await ws.prepare(request)
+    packets = PacketStream(stream)
+
+    async def to_host(msg: Any) -> None:
+        if msg.type == WSMsgType.BINARY:
+            await packets.send(Kind.DATA, msg.data)
+            return
+        try:
+            control = json.loads(msg.data)
+        except ValueError:
+            return
+        if isinstance(control, dict) and control.get("type") in ("resize", "eof"):
+            await packets.send_json(control)
+
+    reader = asyncio.create_task(_pump_closes(ws, to_host))
+    try:
+        while True:
+            packet_task = asyncio.ensure_future(packets.recv())
+            await asyncio.wait({packet_task, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if not packet_task.done():
+                packet_task.cancel()
+                break  # the client went away: cancelling the stream ends the process on the host
+            packet = packet_task.result()
+            if packet is None:
+                break
+            kind, payload = packet
+            if kind is Kind.DATA:
+                await ws.send_bytes(payload)
+            else:
+                await ws.send_json(decode_json(payload))
+    except RemoteError as exc:
+        await ws.send_json({"type": "error", "code": exc.code, "message": f"{host_name}: {exc.message}"})
+    finally:
+        stream.cancel()
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await reader
+        await ws.close()
+    return ws
