@@ -21,12 +21,18 @@ def _num(value: Any) -> float:
 
 
 def cpu_percent(sample: Mapping[str, Any]) -> float:
-    """CPU use in percent of one CPU, as ``docker stats`` computes it (Linux)."""
+    """CPU use in percent of one CPU, as ``docker stats`` computes it (Linux).
+
+    0 without a baseline (empty ``precpu_stats``), where the CLI's formula would show
+    the average since the container started.
+    """
     cpu = sample.get("cpu_stats") or {}
     pre = sample.get("precpu_stats") or {}
     cpu_usage = cpu.get("cpu_usage") or {}
     cpu_delta = _num(cpu_usage.get("total_usage")) - _num((pre.get("cpu_usage") or {}).get("total_usage"))
     system_delta = _num(cpu.get("system_cpu_usage")) - _num(pre.get("system_cpu_usage"))
+    if not _num(pre.get("system_cpu_usage")):
+        return 0.0  # no baseline sample yet (first streamed sample, one-shot)
     online = _num(cpu.get("online_cpus")) or float(len(cpu_usage.get("percpu_usage") or []))
     if system_delta > 0 and cpu_delta > 0:
         return round(cpu_delta / system_delta * online * 100.0, 2)
@@ -71,9 +77,10 @@ async def stream_stats(docker: aiodocker.Docker, ref: str) -> AsyncIterator[dict
 async def stats_once(docker: aiodocker.Docker, ref: str, *, one_shot: bool = False) -> dict[str, Any]:
     """One trimmed sample.
 
-    By default (``stream=false``) the engine waits for a second sample (about 1 s) so
+    By default (``stream=false``) the engine waits for two collector ticks (1-2 s) so
     ``precpu_stats`` is filled and ``cpu_percent`` is meaningful.  ``one_shot=True``
-    answers at once (API >= 1.41) but without a CPU baseline: ``cpu_percent`` is 0.
+    (API >= 1.41) answers with the next tick (up to 1 s) but without a CPU baseline:
+    ``cpu_percent`` is then 0.
     aiodocker's ``stats(stream=False)`` returns a list and knows no ``one-shot``, so the
     endpoint is queried directly.
     """

@@ -490,8 +490,9 @@ async def test_stats_stream_and_once(docker: aiodocker.Docker) -> None:
     assert samples[1]["cpu_percent"] > 5
     t0 = time.monotonic()
     quick = await stats_once(docker, cid, one_shot=True)
-    assert time.monotonic() - t0 < 0.9
+    assert time.monotonic() - t0 < 1.5
     assert set(quick) == keys
+    assert quick["cpu_percent"] == 0  # no baseline sample
     assert quick["mem_used"] > 0
     once = await stats_once(docker, cid)
     assert set(once) == keys
