@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -20,6 +21,8 @@ from dockmesh.docker.logs import follow_logs, stream_logs
 from dockmesh.docker.stats import stream_stats
 from dockmesh.link import RemoteError, Stream
 from dockmesh.link.packets import Kind, PacketStream, decode_json
+
+log = logging.getLogger(__name__)
 
 Request = Callable[[dict[str, Any]], Awaitable[Any]]
 ACTIONS = ("start", "stop", "restart", "kill", "remove")
@@ -180,7 +183,10 @@ class Handlers:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await pump
             # Whatever ended the stream (exit, client gone, cancel), the process must not outlive it.
-            await asyncio.shield(session.terminate())
+            try:
+                await asyncio.shield(session.terminate())
+            except DockerFailure as exc:
+                log.warning("exec in %s may still be running: %s", p.get("id"), exc.message)
 
     async def _exec_input(self, packets: PacketStream, session: ExecSession) -> None:
         while True:

@@ -20,22 +20,13 @@ __all__ = [
     "bad_request",
     "docker_errors",
     "from_engine",
-    "is_docker_exception",
     "translate",
 ]
 
 #: aiodocker reports "cannot connect" as a DockerError with this pseudo status.
 _AIODOCKER_CONNECT_STATUS = 900
 
-_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "unauthorized",
-    404: "not_found",
-    409: "conflict",
-    502: "engine_error",
-    503: "engine_unavailable",
-}
+_CODES = {400: "bad_request", 404: "not_found", 409: "conflict"}
 
 # Registry authentication failures reach us as HTTP 500 or as an in-band error of the
 # pull progress stream (status 0); recognise them by the engine's wording.
@@ -108,16 +99,11 @@ def translate(exc: BaseException) -> DockerFailure:
         return from_engine(int(exc.status), str(exc.message))
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return DockerFailure(503, "engine_unavailable", "the Docker engine did not answer in time")
-    if isinstance(exc, (OSError, aiohttp.ClientConnectionError)):
+    if isinstance(exc, (OSError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)):
         return DockerFailure(503, "engine_unavailable", f"cannot reach the Docker engine: {_clean(exc)}")
     if isinstance(exc, aiohttp.ClientError):
         return DockerFailure(502, "engine_error", f"bad answer from the Docker engine: {_clean(exc)}")
     return DockerFailure(502, "engine_error", _clean(exc))
-
-
-def is_docker_exception(exc: BaseException) -> bool:
-    """True for the exception types :func:`docker_errors` translates."""
-    return isinstance(exc, (aiodocker.DockerError, OSError, aiohttp.ClientError, asyncio.TimeoutError))
 
 
 @contextmanager

@@ -21,6 +21,8 @@ __all__ = ["ExecSession"]
 
 #: How long :meth:`ExecSession.terminate` lets the process exit on its own after stdin EOF.
 TERMINATE_GRACE = 1.0
+#: How long :meth:`ExecSession.exit_code` waits for the status after the output ended.
+EOF_EXIT_WAIT = 1.0
 _POLL = 0.05
 
 
@@ -192,19 +194,28 @@ class ExecSession:
             data: dict[str, Any] = await self._exec.inspect()
         return data
 
-    async def exit_code(self) -> int | None:
-        """The process's exit status, None while it still runs."""
+    async def _exit_code_now(self) -> int | None:
         info = await self.inspect()
         if info.get("Running"):
             return None
         code = info.get("ExitCode")
         return int(code) if code is not None else None
 
+    async def exit_code(self) -> int | None:
+        """The process's exit status, None while it still runs.
+
+        Once :meth:`read` has returned None the engine may report the process as running
+        for a few more milliseconds; then this waits up to 1 s for the real status.
+        """
+        if self._eof:
+            return await self.wait(EOF_EXIT_WAIT)
+        return await self._exit_code_now()
+
     async def wait(self, timeout: float = 10.0) -> int | None:
         """Poll until the process has exited (its exit code) or ``timeout`` s passed (None)."""
         deadline = time.monotonic() + timeout
         while True:
-            code = await self.exit_code()
+            code = await self._exit_code_now()
             if code is not None or time.monotonic() >= deadline:
                 return code
             await asyncio.sleep(_POLL)

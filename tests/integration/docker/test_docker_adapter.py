@@ -280,7 +280,6 @@ async def test_pull_needs_registry_credentials(
             pass
     assert caught.value.code == "unauthorized", caught.value
     assert caught.value.status in (401, 403)
-    print("anonymous pull:", caught.value)
     with pytest.raises(DockerFailure) as caught:
         async for _ in pull_image(docker, ref, auth={"username": reg.username, "password": "wrong"}):
             pass
@@ -465,6 +464,21 @@ async def test_follow_logs_tail_and_timestamps(docker: aiodocker.Docker) -> None
     assert second.split(b" ", 1)[1] == b"run1-%d\n" % (n + 1)
 
 
+async def test_follow_logs_of_tty_container(docker: aiodocker.Docker) -> None:
+    cid = await create_container(docker, name="dm-tty-counter", image=BUSYBOX_IMAGE, cmd=COUNTER, tty=True)
+    await asyncio.sleep(0.5)
+    agen = follow_logs(docker, cid, tail=1)
+    got: list[bytes] = []
+    async with aclosing(agen), asyncio.timeout(10):
+        async for chunk in agen:
+            got.append(chunk)
+            if len(got) == 3:
+                break
+    numbers = [int(c.rstrip(b"\r\n").split(b"-")[1]) for c in got]
+    assert all(c.startswith(b"run1-") for c in got), got
+    assert numbers == list(range(numbers[0], numbers[0] + 3))
+
+
 # -------------------------------------------------------------------------- stats
 
 
@@ -507,7 +521,7 @@ async def test_exec_output_exit_codes_env_and_workdir(docker: aiodocker.Docker) 
     cid = await sleeper(docker)
     async with await ExecSession.start(docker, cid, ["echo", "hi"], tty=False) as s:
         assert await read_all(s) == b"hi\n"
-        assert await s.wait() == 0
+        assert await s.exit_code() == 0  # right after the end of output
     async with await ExecSession.start(docker, cid, ["sh", "-c", "exit 3"], tty=False) as s:
         assert await read_all(s) == b""
         assert await s.wait() == 3
