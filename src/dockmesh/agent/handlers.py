@@ -13,6 +13,7 @@ from typing import Any
 
 import aiodocker
 
+from dockmesh.agent.batching import coalesce
 from dockmesh.docker import containers, images, networks, stacks, volumes
 from dockmesh.docker.engine import EngineUnavailable, engine_info
 from dockmesh.docker.errors import DockerFailure
@@ -147,7 +148,7 @@ class Handlers:
                 timestamps=timestamps,
             )
         # Back-pressure: write() waits for the reader's credit, so a slow viewer slows the engine read.
-        async for chunk in source:
+        async for chunk in coalesce(source):
             await stream.write(chunk)
 
     async def _stats(self, stream: Stream) -> None:

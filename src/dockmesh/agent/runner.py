@@ -11,19 +11,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import aiodocker
 import aiohttp
 
-from dockmesh import __version__
 from dockmesh.agent.backoff import Backoff
 from dockmesh.agent.config import AgentConfig
 from dockmesh.agent.enrol import EnrolError, enrol
-from dockmesh.agent.handlers import Handlers
+from dockmesh.agent.host import DockerHost, HostPort
 from dockmesh.agent.lifecycle import Lifecycle, Phase
 from dockmesh.agent.state import Identity, StateDir, token_sha256
-from dockmesh.docker.engine import EngineUnavailable, connect, engine_info
-from dockmesh.host import metrics
-from dockmesh.host.facts import host_facts
 from dockmesh.link import AiohttpSocket, Link, LinkError
 from dockmesh.pki.identity import cert_info, cert_to_pem, load_cert
 from dockmesh.pki.keys import generate_key, key_to_pem, make_csr
@@ -33,7 +28,7 @@ from dockmesh.proto import FATAL_CODES, CloseCode, Limits, Role
 log = logging.getLogger("dockmesh.agent")
 
 PROTOCOL_VERSION = 1
-HEALTHY_AFTER = 60.0
+HEALTHY_AFTER = 10.0  # a session up this long resets the backoff: the server is not flapping
 RENEW_AT = 2 / 3
 
 
@@ -48,8 +43,10 @@ class Agent:
         *,
         clock: Callable[[], float] = time.time,
         backoff: Backoff | None = None,
+        host: Callable[[], HostPort] | None = None,
     ) -> None:
         self.config = config
+        self._host_factory = host or (lambda: DockerHost(config.docker_host))
         self.state = StateDir(config.state_dir)
         self._clock = clock
         self._backoff = backoff or Backoff(base=1.0, cap=30.0)
@@ -83,14 +80,14 @@ class Agent:
     async def run(self) -> int:
         """Exit code: 0 after a fatal-but-clean stop (revoked), 2 for configuration errors."""
         self.state.ensure()
-        docker = connect(self.config.docker_host)
+        host = self._host_factory()
         try:
-            identity = await self._ensure_enrolled(docker)
+            identity = await self._ensure_enrolled(host)
             while True:
                 self._check_expiry()
                 self.lifecycle.to(Phase.CONNECTING)
                 started = self._clock()
-                code = await self._session(identity, docker)
+                code = await self._session(identity, host)
                 if code in FATAL_CODES:
                     raise Fatal(
                         "the server refused this agent (revoked or unknown); rotate its enrolment "
@@ -108,33 +105,33 @@ class Agent:
             log.error("dockmesh-agent: %s", exc)
             return 0
         finally:
-            await docker.close()
+            await host.close()
 
     async def enroll_only(self) -> int:
         """Enrol with the configured token and stop (no link)."""
         self.state.ensure()
-        docker = connect(self.config.docker_host)
+        host = self._host_factory()
         try:
             token = self._token()
             if token is None:
                 log.error("dockmesh-agent: no token: set DOCKMESH_TOKEN or pass --token")
                 return 2
-            await self._enrol(token, docker)
+            await self._enrol(token, host)
             return 0
         except Fatal as exc:
             log.error("dockmesh-agent: %s", exc)
             return 1
         finally:
-            await docker.close()
+            await host.close()
 
     def _token(self) -> str | None:
         return self.config.token or self.state.stored_token()
 
-    async def _ensure_enrolled(self, docker: aiodocker.Docker) -> Identity:
+    async def _ensure_enrolled(self, host: HostPort) -> Identity:
         identity = self.state.identity()
         token = self._token()
         if token is not None and (identity is None or identity.token_sha256 != token_sha256(token)):
-            return await self._enrol(token, docker)
+            return await self._enrol(token, host)
         if identity is None:
             raise Fatal(
                 "not enrolled: set DOCKMESH_ENROLL_URL and DOCKMESH_TOKEN (from the server's Agents page)"
@@ -142,9 +139,9 @@ class Agent:
         self.state.drop_token()
         return identity
 
-    async def _enrol(self, token: str, docker: aiodocker.Docker) -> Identity:
+    async def _enrol(self, token: str, host: HostPort) -> Identity:
         self.lifecycle.to(Phase.ENROLLING)
-        facts = await self._facts(docker)
+        facts = await self._facts(host)
         while True:
             try:
                 identity = await enrol(self.config, self.state, token, facts)
@@ -169,18 +166,15 @@ class Agent:
                 "on the server and run dockmesh-agent with the new token"
             )
 
-    async def _facts(self, docker: aiodocker.Docker) -> dict[str, Any]:
-        facts: dict[str, Any] = {**host_facts(), "version": __version__}
-        try:
-            info = await engine_info(docker)
-            facts.update(docker_version=info.version, docker_api_version=info.api_version)
-        except EngineUnavailable as exc:
-            facts["docker_version"] = None
-            self._fail(f"Docker engine unreachable: {exc}")
+    async def _facts(self, host: HostPort) -> dict[str, Any]:
+        facts = await host.facts()
+        error = getattr(host, "engine_error", None)
+        if error:
+            self._fail(error)
         return facts
 
     # --- one session -------------------------------------------------------------------------
-    async def _session(self, identity: Identity, docker: aiodocker.Docker) -> int | None:
+    async def _session(self, identity: Identity, host: HostPort) -> int | None:
         """Connect, hello, heartbeat and renew until the link closes; returns the close code."""
         ctx = client_context(self.state.ca.read_bytes(), self.state.cert, self.state.key)
         limits = Limits()
@@ -197,21 +191,20 @@ class Agent:
                     compress=0,
                 ) as ws,
             ):
-                handlers = Handlers(docker)
                 link = Link(
                     AiohttpSocket(ws),
                     Role.DIALER,
                     limits=limits,
-                    on_request=handlers.handle,
-                    on_stream=handlers.stream,
+                    on_request=host.handle,
+                    on_stream=host.stream,
                     idle_timeout=self.heartbeat_interval * 2.5,
                 )
                 runner = asyncio.create_task(link.run())
                 workers: list[asyncio.Task[None]] = []
                 try:
-                    await self._hello(link, docker)
+                    await self._hello(link, host)
                     workers = [
-                        asyncio.create_task(self._heartbeats(link, docker)),
+                        asyncio.create_task(self._heartbeats(link, host)),
                         asyncio.create_task(self._renewals(link)),
                     ]
                     await runner
@@ -233,8 +226,8 @@ class Agent:
             self._fail(f"cannot connect to {identity.connect_url}: {exc or type(exc).__name__}")
         return None
 
-    async def _hello(self, link: Link, docker: aiodocker.Docker) -> None:
-        facts = await self._facts(docker)
+    async def _hello(self, link: Link, host: HostPort) -> None:
+        facts = await self._facts(host)
         result = await link.request(
             "hello",
             {**facts, "protocol": PROTOCOL_VERSION, "capabilities": ["heartbeat", "renew"]},
@@ -249,14 +242,9 @@ class Agent:
         self.lifecycle.to(Phase.ONLINE)
         log.info("online (server %s)", self._server_version)
 
-    async def _heartbeats(self, link: Link, docker: aiodocker.Docker) -> None:
-        metrics.sample()  # prime psutil's CPU counter so the first beat is not a fake 0 %
+    async def _heartbeats(self, link: Link, host: HostPort) -> None:
         while not link.closed:
-            counts = (0, 0)
-            with contextlib.suppress(EngineUnavailable):
-                info = await engine_info(docker)
-                counts = (info.containers_running, info.containers_total)
-            link.send_event("heartbeat", {"metrics": metrics.sample("/", counts).to_dict()})
+            link.send_event("heartbeat", {"metrics": await host.metrics()})
             await asyncio.sleep(self.heartbeat_interval)
 
     async def _renewals(self, link: Link) -> None:

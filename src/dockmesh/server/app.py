@@ -18,7 +18,7 @@ from dockmesh.pki.tls import server_context
 from dockmesh.server import openapi
 from dockmesh.server.accesslog import RedactingAccessLogger
 from dockmesh.server.accounts import Accounts
-from dockmesh.server.api import agents, auth, containers, dashboard, fleet, hosts, install, meta
+from dockmesh.server.api import agents, auth, containers, dashboard, fleet, hosts, install, meta, metrics
 from dockmesh.server.artifact import Artifacts
 from dockmesh.server.config import ServerConfig
 from dockmesh.server.context import CONTEXT, ServerContext
@@ -27,8 +27,13 @@ from dockmesh.server.errors import error_middleware
 from dockmesh.server.gateway import Gateway
 from dockmesh.server.listener import routes as listener_routes
 from dockmesh.server.localhost import LocalHost
+from dockmesh.server.looplag import LoopLag
 from dockmesh.server.routes import RouteSpec, RouteTable
 from dockmesh.server.tokens import FailureLimiter
+from dockmesh.server.tuning import shrink_tls_read_buffer
+from dockmesh.server.web import pages
+from dockmesh.server.web.render import page_errors
+from dockmesh.server.web.session import WEB_SECRET, load_or_create_secret
 from dockmesh.store.agents import AgentStore
 from dockmesh.store.audit import AuditStore
 from dockmesh.store.db import Database
@@ -45,6 +50,13 @@ HTTP_TABLES: tuple[RouteTable, ...] = (
     containers.routes,
     dashboard.routes,
     install.routes,
+    metrics.routes,
+    pages.auth.routes,
+    pages.dashboard.routes,
+    pages.agents.routes,
+    pages.hosts.routes,
+    pages.fleet.routes,
+    pages.static.routes,
 )
 
 
@@ -84,12 +96,16 @@ def build_context(config: ServerConfig, clock: Callable[[], float] = time.time) 
         limiter=FailureLimiter(clock),
         local=local,
         directory=HostDirectory(agent_store, gateway, local),
+        loop_lag=LoopLag(),
     )
 
 
 def http_app(context: ServerContext) -> web.Application:
-    app = web.Application(middlewares=[error_middleware, auth.auth_middleware], client_max_size=4 << 20)
+    app = web.Application(
+        middlewares=[error_middleware, auth.auth_middleware, page_errors], client_max_size=4 << 20
+    )
     app[CONTEXT] = context
+    app[WEB_SECRET] = load_or_create_secret(context.config.data_dir)
     app[meta.OPENAPI] = openapi.document(all_specs())
     for table in HTTP_TABLES:
         table.install(app)
@@ -115,6 +131,7 @@ class Server:
         self.agent_port = config.agent_port
 
     async def start(self) -> None:
+        shrink_tls_read_buffer()
         context = build_context(self.config, self._clock)
         self.context = context
         context.accounts.bootstrap_admin(self.config.admin_password)
@@ -141,6 +158,7 @@ class Server:
         self.agent_port = _bound_port(agent_site)
         context.gateway.start()
         context.local.start()
+        context.loop_lag.start()
         if self.config.artifact_dir is None:
             # An explicit DOCKMESH_ARTIFACT_DIR means the operator ships the builds.
             context.artifacts.start_build_if_missing()
@@ -157,6 +175,7 @@ class Server:
         if self.context:
             await self.context.gateway.stop()
             await self.context.local.stop()
+            await self.context.loop_lag.stop()
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()

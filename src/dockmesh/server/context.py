@@ -14,6 +14,7 @@ from dockmesh.server.config import ServerConfig
 from dockmesh.server.directory import HostDirectory
 from dockmesh.server.gateway import Gateway
 from dockmesh.server.localhost import LocalHost
+from dockmesh.server.looplag import LoopLag
 from dockmesh.server.tokens import FailureLimiter
 from dockmesh.store.agents import AgentStore
 from dockmesh.store.audit import AuditStore
@@ -36,6 +37,7 @@ class ServerContext:
     limiter: FailureLimiter
     local: LocalHost
     directory: HostDirectory
+    loop_lag: LoopLag
 
 
 CONTEXT = web.AppKey("dockmesh_context", ServerContext)

@@ -71,9 +71,13 @@ class AgentStore:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        # Every write goes through this class (one process owns the file), so a cached list of all
+        # records stays exact: each write drops it. Fan-outs and the dashboard read it on every request.
+        self._all: list[AgentRecord] | None = None
 
     def create(self, name: str, token_hash: str, token_expires_at: float, now: float) -> AgentRecord:
         agent_id = str(uuid.uuid4())
+        self._all = None
         with self._db.transaction() as cur:
             cur.execute(
                 "INSERT INTO agents (id, name, state, token_hash, token_expires_at, created_at)"
@@ -89,7 +93,9 @@ class AgentStore:
         return _record(row) if row else None
 
     def all(self) -> list[AgentRecord]:
-        return [_record(r) for r in self._db.query("SELECT * FROM agents ORDER BY name, id")]
+        if self._all is None:
+            self._all = [_record(r) for r in self._db.query("SELECT * FROM agents ORDER BY name, id")]
+        return list(self._all)
 
     def pending_for_token(self, token_hash: str, now: float) -> AgentRecord | None:
         """The pending agent this unexpired token belongs to, if any."""
@@ -103,6 +109,7 @@ class AgentStore:
         self, agent_id: str, token_hash: str, cert: CertRecord, facts: dict[str, Any], now: float
     ) -> bool:
         """Consume the token and bind the certificate; False when another request won the race."""
+        self._all = None
         with self._db.transaction() as cur:
             cur.execute(
                 "UPDATE agents SET state = 'enrolled', token_hash = NULL, token_expires_at = NULL,"
@@ -134,6 +141,7 @@ class AgentStore:
         return _record(row) if row else None
 
     def renew(self, agent_id: str, cert: CertRecord, grace_until: float) -> bool:
+        self._all = None
         with self._db.transaction() as cur:
             cur.execute(
                 "UPDATE agents SET prev_cert_fingerprint = cert_fingerprint, prev_cert_until = ?,"
@@ -144,6 +152,7 @@ class AgentStore:
             return cur.rowcount == 1
 
     def revoke(self, agent_id: str) -> bool:
+        self._all = None
         with self._db.transaction() as cur:
             cur.execute(
                 "UPDATE agents SET state = 'revoked', token_hash = NULL, token_expires_at = NULL,"
@@ -154,6 +163,7 @@ class AgentStore:
 
     def rotate_token(self, agent_id: str, token_hash: str, expires_at: float) -> bool:
         """Back to pending with a fresh token; the old certificate stops working at once."""
+        self._all = None
         with self._db.transaction() as cur:
             cur.execute(
                 "UPDATE agents SET state = 'pending', token_hash = ?, token_expires_at = ?,"
@@ -165,26 +175,31 @@ class AgentStore:
             return cur.rowcount == 1
 
     def update_facts(self, agent_id: str, facts: dict[str, Any], now: float) -> None:
+        self._all = None
         with self._db.transaction() as cur:
             cur.execute(
-                "UPDATE agents SET facts = ?, last_seen = ?, last_error = NULL WHERE id = ?",
+                "UPDATE agents SET facts = ?, last_seen = ? WHERE id = ?",
                 (json.dumps(facts), now, agent_id),
             )
 
     def touch(self, agent_id: str, now: float) -> None:
+        self._all = None
         with self._db.transaction() as cur:
             cur.execute("UPDATE agents SET last_seen = ? WHERE id = ?", (now, agent_id))
 
     def set_error(self, agent_id: str, message: str) -> None:
+        self._all = None
         with self._db.transaction() as cur:
             cur.execute("UPDATE agents SET last_error = ? WHERE id = ?", (message[:500], agent_id))
 
     def set_tags(self, agent_id: str, tags: list[str]) -> bool:
+        self._all = None
         with self._db.transaction() as cur:
             cur.execute("UPDATE agents SET tags = ? WHERE id = ?", (json.dumps(tags), agent_id))
             return cur.rowcount == 1
 
     def set_cordoned(self, agent_id: str, cordoned: bool) -> bool:
+        self._all = None
         with self._db.transaction() as cur:
             cur.execute("UPDATE agents SET cordoned = ? WHERE id = ?", (int(cordoned), agent_id))
             return cur.rowcount == 1

@@ -94,12 +94,17 @@ async def create_agent(request: web.Request) -> web.Response:
     c = ctx(request)
     body = await json_body(request)
     name = field_str(body, "name", max_len=64)
+    return web.json_response(create_pending(c, name, user.username), status=201)
+
+
+def create_pending(c: ServerContext, name: str, username: str) -> dict[str, Any]:
+    """A pending agent with its one-time token (the API's answer; the web page renders the same)."""
     token = make_token(c.ca.ca_sha256)
     now = c.clock()
     expires_at = now + c.config.token_ttl
     record = c.agents.create(name, token_hash(token), expires_at, now)
-    c.audit.add(now, user.username, "agent.create", record.id, {"name": name})
-    return web.json_response({**agent_view(c, record), **enrolment(c, token, expires_at)}, status=201)
+    c.audit.add(now, username, "agent.create", record.id, {"name": name})
+    return {**agent_view(c, record), **enrolment(c, token, expires_at)}
 
 
 @routes.route("GET", "/api/v1/agents", summary="List agents")
@@ -119,11 +124,15 @@ async def revoke_agent(request: web.Request) -> web.Response:
     user = require_admin(request)
     c = ctx(request)
     record = get_record(c, request.match_info["id"])
+    await revoke(c, record, user.username)
+    return web.json_response(agent_view(c, get_record(c, record.id)))
+
+
+async def revoke(c: ServerContext, record: AgentRecord, username: str) -> None:
     # Persist first: a crash between the two steps must leave the agent refused, not connected.
     c.agents.revoke(record.id)
     await c.gateway.disconnect(record.id, CloseCode.UNAUTHORIZED, "agent revoked")
-    c.audit.add(c.clock(), user.username, "agent.revoke", record.id, {"name": record.name})
-    return web.json_response(agent_view(c, get_record(c, record.id)))
+    c.audit.add(c.clock(), username, "agent.revoke", record.id, {"name": record.name})
 
 
 @routes.route(
@@ -136,9 +145,14 @@ async def rotate_token(request: web.Request) -> web.Response:
     user = require_admin(request)
     c = ctx(request)
     record = get_record(c, request.match_info["id"])
+    return web.json_response(await rotate(c, record, user.username))
+
+
+async def rotate(c: ServerContext, record: AgentRecord, username: str) -> dict[str, Any]:
+    """A new enrolment token for the agent; its old certificate stops working at once."""
     token = make_token(c.ca.ca_sha256)
     expires_at = c.clock() + c.config.token_ttl
     c.agents.rotate_token(record.id, token_hash(token), expires_at)
     await c.gateway.disconnect(record.id, CloseCode.UNAUTHORIZED, "enrolment token rotated")
-    c.audit.add(c.clock(), user.username, "agent.rotate_token", record.id, {"name": record.name})
-    return web.json_response(enrolment(c, token, expires_at))
+    c.audit.add(c.clock(), username, "agent.rotate_token", record.id, {"name": record.name})
+    return enrolment(c, token, expires_at)

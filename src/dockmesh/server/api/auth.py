@@ -7,6 +7,7 @@ from aiohttp import web
 from dockmesh.server.context import ctx
 from dockmesh.server.errors import ApiError, Handler, field_str, json_body
 from dockmesh.server.routes import RouteTable, needs_auth
+from dockmesh.server.web.session import CSRF_HEADER, SAFE_METHODS, WEB_SECRET, csrf_ok, session_token
 from dockmesh.store.users import UserRecord
 
 routes = RouteTable("auth")
@@ -34,12 +35,20 @@ def require_admin(request: web.Request) -> UserRecord:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A bearer token, or the browser's session cookie; cookie-authenticated writes need the CSRF token."""
     if request.path.startswith("/api/v1/") and needs_auth(request):
-        token = bearer(request)
+        token, via = bearer(request), "bearer"
+        if token is None:
+            token, via = session_token(request), "cookie"
         user = ctx(request).accounts.user_for_token(token) if token else None
-        if user is None:
+        if user is None or token is None:
             raise ApiError(401, "unauthorized", "missing or expired token: POST /api/v1/auth/login first")
+        csrf = request.headers.get(CSRF_HEADER)
+        unsafe = request.method not in SAFE_METHODS
+        if via == "cookie" and unsafe and not csrf_ok(request.app[WEB_SECRET], token, csrf):
+            raise ApiError(403, "csrf", f"missing or wrong {CSRF_HEADER} header; reload the page")
         request["dockmesh_user"] = user
+        request["dockmesh_auth"] = via
     return await handler(request)
 
 
@@ -75,7 +84,7 @@ async def login(request: web.Request) -> web.Response:
 
 @routes.route("POST", "/api/v1/auth/logout", summary="Invalidate the bearer token", responses={204: "done"})
 async def logout(request: web.Request) -> web.Response:
-    token = bearer(request)
+    token = bearer(request) or session_token(request)
     if token:
         ctx(request).accounts.logout(token)
     return web.Response(status=204)
@@ -85,6 +94,9 @@ def check_origin(request: web.Request) -> None:
     """Browsers send Origin on WebSocket upgrades; a foreign one is cross-site WebSocket hijacking."""
     origin = request.headers.get("Origin")
     if origin is None:
+        if request.get("dockmesh_auth") == "cookie":
+            # Browsers always send Origin on WebSocket upgrades; a cookie without one is not a page of ours.
+            raise ApiError(403, "bad_origin", "WebSocket with a session cookie but no Origin refused")
         return  # not a browser: API clients authenticate with a bearer token
     from urllib.parse import urlsplit
 

@@ -6,7 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
-from dockmesh.server.context import ctx
+from dockmesh.server.context import ServerContext, ctx
+from dockmesh.server.jsonio import json_response
 from dockmesh.server.routes import RouteTable
 
 routes = RouteTable("dashboard")
@@ -36,7 +37,11 @@ def tile_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
 
 @routes.route("GET", "/api/v1/dashboard", summary="Fleet totals (CPU, memory, disk) and per-host tiles")
 async def dashboard(request: web.Request) -> web.Response:
-    c = ctx(request)
+    return json_response(dashboard_view(ctx(request)))
+
+
+def dashboard_view(c: ServerContext) -> dict[str, Any]:
+    """`{"totals", "hosts"}`: the API's answer, also rendered by the web dashboard."""
     now = c.clock()
     tiles: list[dict[str, Any]] = []
     totals: dict[str, Any] = {key: 0 for key in SUMMED}
@@ -60,4 +65,4 @@ async def dashboard(request: web.Request) -> web.Response:
     )
     totals["hosts_online"] = sum(1 for h in hosts if h.online)
     totals["hosts_total"] = len(hosts)
-    return web.json_response({"totals": totals, "hosts": tiles})
+    return {"totals": totals, "hosts": tiles}

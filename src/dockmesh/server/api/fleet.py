@@ -6,11 +6,12 @@ from aiohttp import web
 
 from dockmesh.server.context import ctx
 from dockmesh.server.fanout import fan_out, parse_deadline
+from dockmesh.server.jsonio import json_response
 from dockmesh.server.routes import Handler, RouteTable
 
 routes = RouteTable("fleet")
 
-_RESOURCES = {
+RESOURCES = {
     "containers": ("containers.list", "name", "id, name, image, state, status, stack"),
     "images": ("images.list", "tags", "id, tags, size"),
     "volumes": ("volumes.list", "name", "name, driver, stack"),
@@ -24,13 +25,13 @@ def _lister(resource: str, method: str, sort_key: str) -> Handler:
         c = ctx(request)
         hosts = c.directory.select(request.query.get("host", "all"))
         deadline = parse_deadline(request.query.get("timeout"))
-        return web.json_response(await fan_out(hosts, method, {}, deadline, sort_key))
+        return json_response(await fan_out(hosts, method, {}, deadline, sort_key))
 
     handler.__name__ = f"list_{resource}"
     return handler
 
 
-for _name, (_method, _sort, _fields) in _RESOURCES.items():
+for _name, (_method, _sort, _fields) in RESOURCES.items():
     routes.route(
         "GET",
         f"/api/v1/{_name}",

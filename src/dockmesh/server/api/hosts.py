@@ -92,7 +92,12 @@ async def put_tags(request: web.Request) -> web.Response:
     c = ctx(request)
     host_id = request.match_info["id"]
     body = await json_body(request)
-    tags = body.get("tags")
+    unique = set_tags(c, host_id, body.get("tags"), user.username)
+    return web.json_response({"id": host_id, "tags": unique})
+
+
+def set_tags(c: ServerContext, host_id: str, tags: Any, username: str) -> list[str]:
+    """Validate and store a host's tags (sorted, unique); ApiError says what is wrong."""
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise ApiError(400, "invalid_field", "'tags' must be a list of strings")
     if len(tags) > MAX_TAGS:
@@ -107,5 +112,5 @@ async def put_tags(request: web.Request) -> web.Response:
         raise ApiError(404, "host_not_found", f"no host with id {host_id!r}")
     unique = sorted(set(tags))
     c.agents.set_tags(host_id, unique)
-    c.audit.add(c.clock(), user.username, "host.tags", host_id, {"tags": unique})
-    return web.json_response({"id": host_id, "tags": unique})
+    c.audit.add(c.clock(), username, "host.tags", host_id, {"tags": unique})
+    return unique

@@ -1,0 +1,1 @@
+"""Benchmarks: a simulated fleet speaking the real protocol, plus runs against real engines."""

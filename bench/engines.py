@@ -1,0 +1,225 @@
+"""Benchmarks against a real Docker engine: log throughput, exec round trips, enrol → online."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from tests.fleet import Engine, import_busybox
+
+from bench.fleetctl import Api, Server, spawn
+from bench.stats import pct
+from dockmesh.docker.engine import connect
+from dockmesh.docker.exec import ExecSession
+from dockmesh.docker.logs import stream_logs
+
+Result = dict[str, Any]
+LOG_MB = 64
+
+
+class RealHost:
+    """One real dockerd with one real `dockmesh-agent` process, managed by a real server."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        base.mkdir(parents=True, exist_ok=True)
+        self.engine = Engine("bench", base / "e")
+        self.server = Server(base / "s", heartbeat=10.0)
+        self.agent_id = ""
+        self.api: Api | None = None
+        self.agent: Any = None
+
+    async def __aenter__(self) -> RealHost:
+        self.engine.start()
+        import_busybox(self.engine)
+        self.server.start()
+        self.api = Api(self.server)
+        await self.api.login()
+        self.enrol_online_s = await self.enrol()
+        return self
+
+    async def enrol(self) -> float:
+        """Create an agent, start the production agent process, time until the server says online."""
+        assert self.api
+        created = await self.api.call("POST", "/api/v1/agents", {"name": f"real-{time.monotonic_ns()}"})
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKMESH_")}
+        env.update(
+            DOCKMESH_ENROLL_URL=self.server.agent_url,
+            DOCKMESH_TOKEN=created["token"],
+            DOCKMESH_STATE_DIR=str(self.base / f"state-{created['id'][:8]}"),
+            DOCKER_HOST=self.engine.docker_host,
+        )
+        started = time.monotonic()
+        if self.agent is not None:
+            self.agent.kill()
+            self.agent.wait()
+        self.agent = spawn([sys.executable, "-m", "dockmesh.cli.agent"], self.base / "agent.log", env)
+        while True:
+            agent = await self.api.call("GET", f"/api/v1/agents/{created['id']}")
+            if agent["status"] == "online":
+                self.agent_id = created["id"]
+                return time.monotonic() - started
+            if time.monotonic() - started > 60:
+                raise TimeoutError("agent never came online")
+            await asyncio.sleep(0.02)
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.agent is not None:
+            self.agent.kill()
+            self.agent.wait()
+        self.server.stop()
+        self.engine.stop()
+        if self.api:
+            await self.api.close()
+
+
+async def enrol_online(host: RealHost, rounds: int) -> Result:
+    times = [host.enrol_online_s] + [await host.enrol() for _ in range(rounds - 1)]
+    started = time.monotonic()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "dockmesh.cli.agent", "--version", stdout=asyncio.subprocess.DEVNULL
+    )
+    await proc.wait()
+    startup = time.monotonic() - started
+    return {"p50_s": pct(times, 0.5), "max_s": max(times), "process_start_s": startup, "rounds": rounds}
+
+
+async def logs_and_exec(host: RealHost) -> Result:
+    api = host.api
+    assert api
+    engine = host.engine
+    name = "logbench"
+    # LOG_MB of complete 100-byte lines, then idle: the engine holds them all for a non-follow read.
+    line = "dockmesh benchmark log line " + "." * 71
+    lines = LOG_MB * 10_000
+    engine.docker(
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        name,
+        "local/busybox:1",
+        "sh",
+        "-c",
+        f"yes '{line}' | head -n {lines}; sleep 100000",
+    )
+    docker = connect(engine.docker_host)
+    try:
+        waited = time.monotonic()
+        while time.monotonic() - waited < 120:  # wait until the engine has every byte
+            total = 0
+            async for chunk in stream_logs(docker, name, follow=False):
+                total += len(chunk)
+            if total >= lines * 100:
+                break
+            await asyncio.sleep(0.5)
+
+        started = time.perf_counter()
+        direct_bytes = 0
+        async for chunk in stream_logs(docker, name, follow=False):
+            direct_bytes += len(chunk)
+        direct_s = time.perf_counter() - started
+
+        url = f"{host.server.url}/api/v1/hosts/{host.agent_id}/containers/{name}/logs"
+        headers = {"Authorization": f"Bearer {api.token}"}
+        probe_path = f"/api/v1/containers?host={host.agent_id}"
+        idle_probe = [await api.timed(probe_path) for _ in range(30)]
+        during: list[float] = []
+
+        async def probe_during(stop: asyncio.Event) -> None:
+            while not stop.is_set():
+                during.append(await api.timed(probe_path))
+                await asyncio.sleep(0.02)
+
+        async with aiohttp.ClientSession(headers=headers) as http:
+            stop = asyncio.Event()
+            prober = asyncio.create_task(probe_during(stop))
+            started = time.perf_counter()
+            linked_bytes = 0
+            async with http.get(url, timeout=aiohttp.ClientTimeout(total=600)) as resp:
+                async for chunk in resp.content.iter_any():
+                    linked_bytes += len(chunk)
+            linked_s = time.perf_counter() - started
+            stop.set()
+            await prober
+
+        exec_result = await exec_rtt(host, docker, name)
+    finally:
+        await docker.close()
+    return {
+        "bytes": direct_bytes,
+        "direct_mb_s": direct_bytes / direct_s / 1e6,
+        "linked_mb_s": linked_bytes / linked_s / 1e6,
+        "ratio": (linked_bytes / linked_s) / (direct_bytes / direct_s),
+        "complete": linked_bytes == direct_bytes,
+        "request_idle_p50_ms": pct(idle_probe, 0.5) * 1000,
+        "request_during_p50_ms": pct(during, 0.5) * 1000,
+        "request_during_p99_ms": pct(during, 0.99) * 1000,
+        "request_during_n": len(during),
+        "exec": exec_result,
+    }
+
+
+async def _rtt_direct(docker: Any, name: str, n: int) -> list[float]:
+    session = await ExecSession.start(docker, name, ["cat"], tty=False)
+    out = []
+    try:
+        for _ in range(n):
+            started = time.perf_counter()
+            await session.write(b"x")
+            await session.read()
+            out.append(time.perf_counter() - started)
+    finally:
+        await session.terminate()
+    return out
+
+
+async def _rtt_linked(host: RealHost, name: str, n: int) -> list[float]:
+    assert host.api
+    url = f"{host.server.url}/api/v1/hosts/{host.agent_id}/containers/{name}/exec"
+    out = []
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {host.api.token}"}) as http:
+        async with http.ws_connect(url, params=[("cmd", "cat"), ("tty", "0")]) as ws:
+            for _ in range(n):
+                started = time.perf_counter()
+                await ws.send_bytes(b"x")
+                msg = await ws.receive()
+                assert msg.type == aiohttp.WSMsgType.BINARY, msg
+                out.append(time.perf_counter() - started)
+    return out
+
+
+async def exec_rtt(host: RealHost, docker: Any, name: str, n: int = 300) -> Result:
+    direct = await _rtt_direct(docker, name, n)
+    idle = await _rtt_linked(host, name, n)
+    assert host.api
+    url = f"{host.server.url}/api/v1/hosts/{host.agent_id}/containers/{name}/logs"
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {host.api.token}"}) as http:
+
+        async def flood() -> None:
+            while True:
+                async with http.get(url) as resp:
+                    async for _chunk in resp.content.iter_any():
+                        pass
+
+        flooder = asyncio.create_task(flood())
+        await asyncio.sleep(0.5)
+        try:
+            busy = await _rtt_linked(host, name, n)
+        finally:
+            flooder.cancel()
+            await asyncio.gather(flooder, return_exceptions=True)
+    return {
+        "direct_p50_ms": pct(direct, 0.5) * 1000,
+        "direct_p99_ms": pct(direct, 0.99) * 1000,
+        "linked_p50_ms": pct(idle, 0.5) * 1000,
+        "linked_p99_ms": pct(idle, 0.99) * 1000,
+        "flood_p50_ms": pct(busy, 0.5) * 1000,
+        "flood_p99_ms": pct(busy, 0.99) * 1000,
+    }

@@ -1,0 +1,26 @@
+"""The dashboard: fleet totals for CPU, memory and disk, and a tile per host, refreshing live."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from dockmesh.server.api.dashboard import dashboard_view
+from dockmesh.server.context import ctx
+from dockmesh.server.routes import RouteTable
+from dockmesh.server.web.render import render, require_session
+
+routes = RouteTable("web")
+
+
+@routes.route("GET", "/", summary="Dashboard page: fleet totals and per-host tiles", auth=False)
+async def dashboard_page(request: web.Request) -> web.StreamResponse:
+    session = require_session(request)
+    c = ctx(request)
+    return render(
+        request,
+        "dashboard.html",
+        {"title": "Dashboard", "dash": dashboard_view(c), "has_agents": bool(c.agents.all())},
+        session=session,
+        active="dashboard",
+        fragments={"dashboard": "_dashboard_body.html"},
+    )

@@ -1,0 +1,168 @@
+"""Fan-out lists (containers, stacks, volumes, images, networks) and the container page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from dockmesh.link import LinkClosed, RemoteError, RequestTimeout
+from dockmesh.server.api.fleet import RESOURCES
+from dockmesh.server.context import ServerContext, ctx
+from dockmesh.server.errors import ApiError
+from dockmesh.server.fanout import DEFAULT_DEADLINE, fan_out
+from dockmesh.server.routes import Handler, RouteTable
+from dockmesh.server.web.render import PageError, render, require_session
+
+routes = RouteTable("web")
+
+TITLES = {
+    "containers": "Containers",
+    "stacks": "Stacks",
+    "volumes": "Volumes",
+    "images": "Images",
+    "networks": "Networks",
+}
+EMPTY_HINTS = {
+    "containers": "No containers on the selected hosts. Start one with docker run on a host.",
+    "stacks": "No stacks on the selected hosts. Containers labelled with a Compose project show up here.",
+    "volumes": "No volumes on the selected hosts.",
+    "images": "No images on the selected hosts.",
+    "networks": "No networks on the selected hosts.",
+}
+
+
+def host_choices(c: ServerContext) -> dict[str, Any]:
+    """The filter's options: every host by name, then every tag in use."""
+    hosts = c.directory.all()
+    tags = sorted({t for h in hosts for t in h.tags})
+    return {
+        "hosts": [{"id": h.id, "name": h.name, "online": h.online} for h in hosts],
+        "tags": tags,
+    }
+
+
+def _lister(resource: str) -> Handler:
+    method, sort_key, _fields = RESOURCES[resource]
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        session = require_session(request)
+        c = ctx(request)
+        selector = request.query.get("host", "all").strip() or "all"
+        error = ""
+        status = 200
+        try:
+            result = await fan_out(c.directory.select(selector), method, {}, DEFAULT_DEADLINE, sort_key)
+        except ApiError as exc:
+            result, error, status = {"items": [], "hosts": []}, exc.message, exc.status
+        return render(
+            request,
+            "list.html",
+            {
+                "title": TITLES[resource],
+                "resource": resource,
+                "table": f"_{resource}_table.html",
+                "selector": selector,
+                "show_host": selector == "all" or selector.startswith("tag:"),
+                "items": result["items"],
+                "outcomes": result["hosts"],
+                "failed": [h for h in result["hosts"] if h["status"] != "ok"],
+                "filter_error": error,
+                "empty_hint": EMPTY_HINTS[resource],
+                "has_agents": bool(c.agents.all()),
+                **host_choices(c),
+            },
+            session=session,
+            active=resource,
+            status=status,
+            fragments={"list": "_list_body.html"},
+        )
+
+    handler.__name__ = f"{resource}_page"
+    return handler
+
+
+for _resource in TITLES:
+    routes.route(
+        "GET",
+        f"/{_resource}",
+        summary=f"{TITLES[_resource]} page across hosts, with a host filter (?host=all|<id>|tag:<t>)",
+        auth=False,
+        query=("host",),
+    )(_lister(_resource))
+
+
+async def _inspect(c: ServerContext, host_id: str, container: str) -> tuple[Any, dict[str, Any]]:
+    try:
+        host, link = c.directory.require(host_id)
+    except ApiError as exc:
+        title = "Host offline" if exc.status == 503 else "No such host"
+        raise PageError(exc.status, title, exc.message) from None
+    try:
+        detail = await link.request("containers.inspect", {"id": container}, timeout=10.0)
+    except RemoteError as exc:
+        status = 404 if exc.code == "not_found" else 502
+        raise PageError(
+            status, "Container not found" if status == 404 else "Host error", f"{host.name}: {exc.message}"
+        ) from None
+    except RequestTimeout:
+        raise PageError(504, "Host timeout", f"host {host.name!r} did not answer within 10s") from None
+    except LinkClosed:
+        raise PageError(503, "Host offline", f"host {host.name!r} went offline during the request") from None
+    return host, detail
+
+
+def container_summary(detail: dict[str, Any]) -> dict[str, Any]:
+    """The handful of inspect fields the page shows."""
+    config = detail.get("Config") or {}
+    state = detail.get("State") or {}
+    host_config = detail.get("HostConfig") or {}
+    networks = (detail.get("NetworkSettings") or {}).get("Networks") or {}
+    labels = config.get("Labels") or {}
+    command = [*(config.get("Entrypoint") or []), *(config.get("Cmd") or [])]
+    return {
+        "id": str(detail.get("Id", ""))[:12],
+        "name": str(detail.get("Name", "")).lstrip("/"),
+        "image": config.get("Image", ""),
+        "state": state.get("Status", ""),
+        "running": bool(state.get("Running")),
+        "exit_code": state.get("ExitCode"),
+        "started_at": state.get("StartedAt"),
+        "finished_at": state.get("FinishedAt"),
+        "created": detail.get("Created"),
+        "command": " ".join(str(part) for part in command),
+        "restart_policy": (host_config.get("RestartPolicy") or {}).get("Name") or "no",
+        "networks": sorted(networks),
+        "mounts": [
+            {
+                "type": m.get("Type"),
+                "source": m.get("Name") or m.get("Source"),
+                "target": m.get("Destination"),
+            }
+            for m in detail.get("Mounts") or []
+        ],
+        "stack": labels.get("com.docker.compose.project"),
+        "labels": sorted(labels.items()),
+        "tty": bool(config.get("Tty")),
+    }
+
+
+@routes.route(
+    "GET",
+    "/containers/{host}/{container}",
+    summary="Container page: summary, live logs, live stats chart, exec terminal",
+    auth=False,
+)
+async def container_page(request: web.Request) -> web.StreamResponse:
+    session = require_session(request)
+    c = ctx(request)
+    host, detail = await _inspect(c, request.match_info["host"], request.match_info["container"])
+    summary = container_summary(detail)
+    return render(
+        request,
+        "container.html",
+        {"title": f"{summary['name']} on {host.name}", "host": host.summary(), "container": summary},
+        session=session,
+        active="containers",
+        fragments={"summary": "_container_summary.html"},
+    )

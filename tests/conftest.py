@@ -1,0 +1,52 @@
+"""Fixtures shared by the integration and browser tests: real dockerd engines (tests/fleet.py), real
+server and agent processes (tests/integration/spine.py)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fleet import Fleet, short_tmpdir
+
+_FLEET: Fleet | None = None
+
+
+@pytest.fixture(scope="session")
+def fleet() -> Iterator[Fleet]:
+    """Session-wide fleet: ``fleet.engine(i)`` lazily starts engine ``i`` (busybox imported),
+    ``fleet.registry()`` lazily starts the auth registry.  Everything stops at session end."""
+    global _FLEET
+    f = Fleet()
+    _FLEET = f
+    try:
+        yield f
+    finally:
+        _FLEET = None
+        f.close()
+
+
+@pytest.fixture(autouse=True)
+def clean_engines() -> Iterator[None]:
+    """After every test: thaw frozen engines, restart stopped ones, and remove all
+    containers, non-default networks and volumes from every started engine."""
+    yield
+    if _FLEET is not None:
+        _FLEET.reset()
+
+
+@pytest.fixture
+def tmp_short() -> Iterator[Path]:
+    """A short temp dir under /tmp/dmf (unix socket paths must stay < ~100 bytes)."""
+    path = short_tmpdir()
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+from tests.integration.spine import agent_artifacts, agent_factory, server, server_factory  # noqa: E402
+
+__all__ = ["agent_artifacts", "agent_factory", "server", "server_factory"]
