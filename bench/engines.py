@@ -20,6 +20,7 @@ from dockmesh.docker.logs import stream_logs
 
 Result = dict[str, Any]
 LOG_MB = 64
+RTT_SAMPLES = 300
 
 
 class RealHost:
@@ -195,7 +196,8 @@ async def _rtt_linked(host: RealHost, name: str, n: int) -> list[float]:
     return out
 
 
-async def exec_rtt(host: RealHost, docker: Any, name: str, n: int = 300) -> Result:
+async def exec_rtt(host: RealHost, docker: Any, name: str) -> Result:
+    n = RTT_SAMPLES
     direct = await _rtt_direct(docker, name, n)
     idle = await _rtt_linked(host, name, n)
     assert host.api

@@ -53,10 +53,11 @@ async def run(smoke: bool, base: Path) -> dict[str, Any]:
     sizes = [20] if smoke else [1000, 5000, 10000]
     procs = 1 if smoke else 4
     settle = 2.0 if smoke else 25.0
+    cpu_window = 2.0 if smoke else 10.0
     results["held"] = []
     for n in sizes:
         print(f"bench: holding {n} agents", file=sys.stderr, flush=True)
-        results["held"].append(await held(base / f"held-{n}", n, procs, settle))
+        results["held"].append(await held(base / f"held-{n}", n, procs, settle, cpu_window=cpu_window))
     n_base = sizes[0]
     print(f"bench: stock 256 KiB TLS buffer at {n_base} agents (baseline)", file=sys.stderr, flush=True)
     results["held_stock"] = await held(
@@ -64,10 +65,11 @@ async def run(smoke: bool, base: Path) -> dict[str, Any]:
     )
     n_ops = 20 if smoke else 1000
     print(f"bench: fan-out, dashboard, restart at {n_ops} hosts", file=sys.stderr, flush=True)
-    results["ops"] = await fleet_ops(base / "ops", n_ops, 1 if smoke else 2)
+    results["ops"] = await fleet_ops(base / "ops", n_ops, 1 if smoke else 2, pause=1.0 if smoke else 12.0)
     print("bench: real engine (enrol, logs, exec)", file=sys.stderr, flush=True)
     if smoke:
         engines.LOG_MB = 4
+        engines.RTT_SAMPLES = 30
     async with RealHost(base / "real") as host:
         results["enrol"] = await enrol_online(host, 2 if smoke else 5)
         results["streams"] = await logs_and_exec(host)

@@ -52,15 +52,20 @@ class SimFleet:
 
 
 async def held(
-    base: Path, n: int, processes: int, settle: float, env: dict[str, str] | None = None
+    base: Path,
+    n: int,
+    processes: int,
+    settle: float,
+    env: dict[str, str] | None = None,
+    cpu_window: float = 10.0,
 ) -> Result:
     async with SimFleet(base, n, processes, env=env) as fleet:
         assert fleet.api
         await asyncio.sleep(settle)
         rss = rss_bytes(fleet.server.pid)
         cpu0 = cpu_seconds(fleet.server.pid)
-        await asyncio.sleep(10.0)
-        cpu = (cpu_seconds(fleet.server.pid) - cpu0) / 10.0
+        await asyncio.sleep(cpu_window)
+        cpu = (cpu_seconds(fleet.server.pid) - cpu0) / cpu_window
         metrics = await fleet.api.metrics()
         return {
             "agents": n,
@@ -73,7 +78,7 @@ async def held(
         }
 
 
-async def fleet_ops(base: Path, n: int, processes: int) -> Result:
+async def fleet_ops(base: Path, n: int, processes: int, pause: float = 12.0) -> Result:
     """Fan-out at 1/100/n hosts, a stalled host, the dashboard and kill-restart recovery on one fleet."""
     async with SimFleet(base, n, processes) as fleet:
         api = fleet.api
@@ -127,7 +132,7 @@ async def fleet_ops(base: Path, n: int, processes: int) -> Result:
         for _ in range(3):
             # Agents reset their backoff after a session healthy for 10 s; restart after that, like an
             # operator would, rather than while the fleet is still reconnecting from the last one.
-            await asyncio.sleep(12.0)
+            await asyncio.sleep(pause)
             fleet.server.kill()
             started = time.monotonic()
             fleet.server.start()

@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 
+
+@pytest.mark.timeout(600)
 def test_bench_smoke(tmp_path: Path) -> None:
     out, raw = tmp_path / "BENCH.md", tmp_path / "bench.json"
     proc = subprocess.run(

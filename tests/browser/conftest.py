@@ -61,13 +61,15 @@ def launch(pw: Playwright) -> Browser:
     return pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
+    # Package scope, not session: Playwright's sync API keeps an event loop running in this thread
+    # until it stops, and every async test after the browser tests needs the thread back.
     with sync_playwright() as pw:
         yield pw
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     b = launch(playwright)
     try:
