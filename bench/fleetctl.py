@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import json
 import os
 import signal
@@ -24,9 +26,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+_SPAWNED: list[subprocess.Popen[bytes]] = []
+
+
+def _kill_all() -> None:
+    """An interrupted benchmark must not leave servers or simulators behind."""
+    for proc in _SPAWNED:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+atexit.register(_kill_all)
+
+
 def spawn(argv: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     with log.open("ab") as fh:
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=fh,
@@ -34,6 +50,8 @@ def spawn(argv: list[str], log: Path, env: dict[str, str] | None = None) -> subp
             start_new_session=True,
             env=env,
         )
+    _SPAWNED.append(proc)
+    return proc
 
 
 def kill(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 10) -> None:
