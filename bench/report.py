@@ -88,6 +88,12 @@ def render(r: dict[str, Any]) -> str:
         )
     s = ops["stalled"]
     d = ops["dashboard"]
+    if "server_cpu_ms_all" in f:
+        lines += [
+            "",
+            f"Server CPU per all-hosts list: {f['server_cpu_ms_all']:.0f} ms (the rest of the wall time is the "
+            "simulators answering, on the same two cores).",
+        ]
     lines += [
         "",
         f"One stalled host among {int(n) + 1} (it never answers; deadline {s['deadline_ms']:.0f} ms): p50 "

@@ -90,10 +90,13 @@ async def fleet_ops(base: Path, n: int, processes: int, pause: float = 12.0) -> 
         out: Result = {"hosts": n}
         one = await sample(lambda: api.call("GET", f"/api/v1/containers?host={ids[0]}"), 200)
         hundred = await sample(lambda: api.call("GET", "/api/v1/containers?host=tag:b100"), 60)
+        cpu0 = cpu_seconds(fleet.server.pid)
         everything = await sample(lambda: api.call("GET", "/api/v1/containers"), 30)
+        server_cpu_ms = (cpu_seconds(fleet.server.pid) - cpu0) / 30 * 1000
         rows = len((await api.call("GET", "/api/v1/containers"))["items"])
         out["fanout"] = {
             "rows_all": rows,
+            "server_cpu_ms_all": server_cpu_ms,
             "p50_ms": {
                 "1": pct(one, 0.5) * 1000,
                 "100": pct(hundred, 0.5) * 1000,
