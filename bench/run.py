@@ -81,12 +81,16 @@ def main() -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, about a minute")
     parser.add_argument("--out", help="write the Markdown report here (default: print it)")
     parser.add_argument("--json", help="also write the raw results here")
+    parser.add_argument("--from-json", help="render the report from raw results saved earlier; run nothing")
     args = parser.parse_args()
-    base = Path(tempfile.mkdtemp(prefix="dmb", dir="/tmp"))
-    try:
-        results = asyncio.run(run(args.smoke, base))
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    if args.from_json:
+        results = json.loads(Path(args.from_json).read_text())
+    else:
+        base = Path(tempfile.mkdtemp(prefix="dmb", dir="/tmp"))
+        try:
+            results = asyncio.run(run(args.smoke, base))
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
     report = render(results)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -133,6 +134,37 @@ async def _pump_closes(ws: web.WebSocketResponse, on_message: Any) -> None:
             await on_message(msg)
 
 
+async def _relay(
+    ws: web.WebSocketResponse,
+    stream: Stream,
+    packets: PacketStream,
+    host_name: str,
+    on_client: Callable[[Any], Awaitable[None]],
+    on_packet: Callable[[Kind, bytes], Awaitable[None]],
+) -> None:
+    """Relay host packets to the WebSocket until either side ends; the host's work is cancelled on exit."""
+    reader = asyncio.create_task(_pump_closes(ws, on_client))
+    try:
+        while True:
+            packet_task = asyncio.ensure_future(packets.recv())
+            await asyncio.wait({packet_task, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if not packet_task.done():
+                packet_task.cancel()
+                break  # the client went away: cancelling the stream stops the work on the host
+            packet = packet_task.result()
+            if packet is None:
+                break
+            await on_packet(*packet)
+    except RemoteError as exc:
+        await ws.send_json({"type": "error", "code": exc.code, "message": f"{host_name}: {exc.message}"})
+    finally:
+        stream.cancel()
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await reader
+        await ws.close()
+
+
 @routes.route(
     "GET",
     f"{BASE}/stats",
@@ -149,26 +181,10 @@ async def stats(request: web.Request) -> web.StreamResponse:
     async def ignore(_msg: Any) -> None:
         return None
 
-    reader = asyncio.create_task(_pump_closes(ws, ignore))
-    try:
-        while not reader.done():
-            packet_task = asyncio.ensure_future(packets.recv())
-            await asyncio.wait({packet_task, reader}, return_when=asyncio.FIRST_COMPLETED)
-            if not packet_task.done():
-                packet_task.cancel()
-                break
-            packet = packet_task.result()
-            if packet is None:
-                break
-            await ws.send_str(packet[1].decode())
-    except RemoteError as exc:
-        await ws.send_json({"type": "error", "code": exc.code, "message": f"{host_name}: {exc.message}"})
-    finally:
-        stream.cancel()
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await reader
-        await ws.close()
+    async def forward(kind: Kind, payload: bytes) -> None:
+        await ws.send_str(payload.decode())
+
+    await _relay(ws, stream, packets, host_name, ignore, forward)
     return ws
 
 
@@ -220,28 +236,11 @@ async def exec_(request: web.Request) -> web.StreamResponse:
         if isinstance(control, dict) and control.get("type") in ("resize", "eof"):
             await packets.send_json(control)
 
-    reader = asyncio.create_task(_pump_closes(ws, to_host))
-    try:
-        while True:
-            packet_task = asyncio.ensure_future(packets.recv())
-            await asyncio.wait({packet_task, reader}, return_when=asyncio.FIRST_COMPLETED)
-            if not packet_task.done():
-                packet_task.cancel()
-                break  # the client went away: cancelling the stream ends the process on the host
-            packet = packet_task.result()
-            if packet is None:
-                break
-            kind, payload = packet
-            if kind is Kind.DATA:
-                await ws.send_bytes(payload)
-            else:
-                await ws.send_json(decode_json(payload))
-    except RemoteError as exc:
-        await ws.send_json({"type": "error", "code": exc.code, "message": f"{host_name}: {exc.message}"})
-    finally:
-        stream.cancel()
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await reader
-        await ws.close()
+    async def forward(kind: Kind, payload: bytes) -> None:
+        if kind is Kind.DATA:
+            await ws.send_bytes(payload)
+        else:
+            await ws.send_json(decode_json(payload))
+
+    await _relay(ws, stream, packets, host_name, to_host, forward)
     return ws
