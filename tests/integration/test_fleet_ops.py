@@ -124,8 +124,13 @@ def test_a_frozen_engine_costs_only_its_deadline(mesh: Mesh, agent_factory: Call
         started = time.monotonic()
         result = mesh.server.api.get("/api/v1/containers?timeout=2")
         elapsed = time.monotonic() - started
+        # A hung engine is not a dead host: its agent keeps beating past the 2.5 s silence limit.
+        time.sleep(max(0.0, 4.0 - (time.monotonic() - started)))
+        still = mesh.server.api.get(f"/api/v1/agents/{mesh.host_id(2)}")
     finally:
         frozen.thaw()
+    assert still["status"] == "online"
+    assert "silent" not in mesh.server.log_text()
     outcomes = {h["id"]: h["status"] for h in result["hosts"]}
     assert len(outcomes) == 5
     assert outcomes.pop(mesh.host_id(2)) == "timeout"

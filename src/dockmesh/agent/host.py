@@ -6,6 +6,7 @@ so it runs the very same link, lifecycle and renewal code.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import Any, Protocol
 
@@ -29,6 +30,10 @@ class HostPort(Protocol):
     async def close(self) -> None: ...
 
 
+# How long a heartbeat waits for the engine's container counts before reusing the last ones.
+ENGINE_PROBE_WAIT = 0.5
+
+
 class DockerHost:
     """This machine and its Docker engine."""
 
@@ -36,6 +41,8 @@ class DockerHost:
         self._docker = connect(docker_host)
         self._handlers = Handlers(self._docker)
         self.engine_error: str | None = None
+        self._counts = (0, 0)
+        self._probe: asyncio.Task[None] | None = None
         metrics.sample()  # prime psutil's CPU counter so the first heartbeat is not a fake 0 %
 
     async def facts(self) -> dict[str, Any]:
@@ -50,11 +57,21 @@ class DockerHost:
         return facts
 
     async def metrics(self) -> dict[str, Any]:
-        counts = (0, 0)
+        """Host metrics now; container counts as fresh as the engine allows.
+
+        A hung engine must not hold up the heartbeat, or the server would drop a live host for
+        silence. One probe at a time runs on; until it answers, the last counts stand.
+        """
+        if self._probe is None or self._probe.done():
+            self._probe = asyncio.ensure_future(self._probe_engine())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._probe), ENGINE_PROBE_WAIT)
+        return metrics.sample("/", self._counts).to_dict()
+
+    async def _probe_engine(self) -> None:
         with contextlib.suppress(EngineUnavailable):
             info = await engine_info(self._docker)
-            counts = (info.containers_running, info.containers_total)
-        return metrics.sample("/", counts).to_dict()
+            self._counts = (info.containers_running, info.containers_total)
 
     async def handle(self, method: str, params: dict[str, Any]) -> Any:
         return await self._handlers.handle(method, params)
@@ -63,4 +80,6 @@ class DockerHost:
         await self._handlers.stream(stream)
 
     async def close(self) -> None:
+        if self._probe is not None:
+            self._probe.cancel()
         await self._docker.close()

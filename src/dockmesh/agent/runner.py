@@ -243,8 +243,12 @@ class Agent:
         log.info("online (server %s)", self._server_version)
 
     async def _heartbeats(self, link: Link, host: HostPort) -> None:
+        # The beat goes out on time even when the host is slow to report: silence costs the link.
         while not link.closed:
-            link.send_event("heartbeat", {"metrics": await host.metrics()})
+            body: dict[str, Any] = {}
+            with contextlib.suppress(TimeoutError):
+                body["metrics"] = await asyncio.wait_for(host.metrics(), self.heartbeat_interval / 2)
+            link.send_event("heartbeat", body)
             await asyncio.sleep(self.heartbeat_interval)
 
     async def _renewals(self, link: Link) -> None:
