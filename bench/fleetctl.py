@@ -180,6 +180,14 @@ class Api:
                 raise RuntimeError(f"{method} {path}: {resp.status} {text[:200]!r}")
             return json.loads(text) if resp.content_type == "application/json" else text.decode()
 
+    async def fetch(self, path: str) -> None:
+        """GET to the last byte, unparsed: what is timed is the server, not this client's JSON parser."""
+        headers = {"Authorization": f"Bearer {self.token}"}
+        async with self.http.get(self.server.url + path, headers=headers) as resp:
+            await resp.read()
+            if resp.status >= 400:
+                raise RuntimeError(f"GET {path}: {resp.status}")
+
     async def timed(self, path: str) -> float:
         started = time.perf_counter()
         await self.call("GET", path)

@@ -88,10 +88,10 @@ async def fleet_ops(base: Path, n: int, processes: int, pause: float = 12.0) -> 
             await api.call("PUT", f"/api/v1/hosts/{agent_id}/tags", {"tags": ["b100"]})
         await asyncio.sleep(2.0)
         out: Result = {"hosts": n}
-        one = await sample(lambda: api.call("GET", f"/api/v1/containers?host={ids[0]}"), 200)
-        hundred = await sample(lambda: api.call("GET", "/api/v1/containers?host=tag:b100"), 60)
+        one = await sample(lambda: api.fetch(f"/api/v1/containers?host={ids[0]}"), 200)
+        hundred = await sample(lambda: api.fetch("/api/v1/containers?host=tag:b100"), 60)
         cpu0 = cpu_seconds(fleet.server.pid)
-        everything = await sample(lambda: api.call("GET", "/api/v1/containers"), 30)
+        everything = await sample(lambda: api.fetch("/api/v1/containers"), 30)
         server_cpu_ms = (cpu_seconds(fleet.server.pid) - cpu0) / 30 * 1000
         rows = len((await api.call("GET", "/api/v1/containers"))["items"])
         out["fanout"] = {
@@ -108,8 +108,8 @@ async def fleet_ops(base: Path, n: int, processes: int, pause: float = 12.0) -> 
                 str(n): pct(everything, 0.99) * 1000,
             },
         }
-        health = await sample(lambda: api.call("GET", "/api/v1/health"), 200)
-        dash = await sample(lambda: api.call("GET", "/api/v1/dashboard"), 200)
+        health = await sample(lambda: api.fetch("/api/v1/health"), 200)
+        dash = await sample(lambda: api.fetch("/api/v1/dashboard"), 200)
         out["dashboard"] = {
             "p50_ms": pct(dash, 0.5) * 1000,
             "p99_ms": pct(dash, 0.99) * 1000,
@@ -121,7 +121,7 @@ async def fleet_ops(base: Path, n: int, processes: int, pause: float = 12.0) -> 
         fleet.sims.start(fleet.server, stalled, 1, fleet.heartbeat, stall={n}, offset=n)
         await api.wait_online(n + 1, 60)
         deadline = 1.0
-        stall = await sample(lambda: api.call("GET", f"/api/v1/containers?timeout={deadline}"), 15)
+        stall = await sample(lambda: api.fetch(f"/api/v1/containers?timeout={deadline}"), 15)
         result = await api.call("GET", f"/api/v1/containers?timeout={deadline}")
         timeouts = [h for h in result["hosts"] if h["status"] == "timeout"]
         out["stalled"] = {

@@ -30,7 +30,7 @@ from dockmesh.server.localhost import LocalHost
 from dockmesh.server.looplag import LoopLag
 from dockmesh.server.routes import RouteSpec, RouteTable
 from dockmesh.server.tokens import FailureLimiter
-from dockmesh.server.tuning import shrink_tls_read_buffer
+from dockmesh.server.tuning import shrink_tls_read_buffer, tune_gc
 from dockmesh.server.web import pages
 from dockmesh.server.web.render import page_errors
 from dockmesh.server.web.session import WEB_SECRET, load_or_create_secret
@@ -159,6 +159,7 @@ class Server:
         context.gateway.start()
         context.local.start()
         context.loop_lag.start()
+        tune_gc()
         if self.config.artifact_dir is None:
             # An explicit DOCKMESH_ARTIFACT_DIR means the operator ships the builds.
             context.artifacts.start_build_if_missing()

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from dockmesh.link import LinkClosed, RemoteError, RequestTimeout
 from dockmesh.server.directory import HostRef
@@ -27,58 +30,115 @@ class HostOutcome:
         return {"id": self.id, "name": self.name, "status": self.status, "error": self.error, "ms": self.ms}
 
 
-async def _ask(
-    host: HostRef, method: str, params: dict[str, Any], deadline: float
-) -> tuple[HostOutcome, Any]:
-    started = time.perf_counter()
+# The futures time themselves out at the deadline; this outer bound only guards against a lost timer.
+GRACE = 0.25
 
-    def outcome(status: str, error: str | None = None) -> HostOutcome:
-        return HostOutcome(
-            host.id, host.name, status, error, round((time.perf_counter() - started) * 1000, 1)
+
+@dataclass
+class FanOut:
+    """What a fan-out gathered: every host's outcome and rows, in host order."""
+
+    outcomes: list[HostOutcome]
+    # Each host's rows; empty when the fan-out encoded them on arrival into `chunks` instead.
+    rows: list[list[dict[str, Any]]]
+    # Each host's rows as JSON without the brackets (only when asked for, see `encode`).
+    chunks: list[bytes]
+
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        return [row for host_rows in self.rows for row in host_rows]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"items": self.items, "hosts": [o.to_dict() for o in self.outcomes]}
+
+    def to_json(self) -> bytes:
+        """The API body. Splices the per-host chunks, so the last host's arrival costs one join."""
+        chunks = self.chunks or [orjson.dumps(rows)[1:-1] for rows in self.rows]
+        return b"".join(
+            (
+                b'{"items":[',
+                b",".join(c for c in chunks if c),
+                b'],"hosts":',
+                orjson.dumps([o.to_dict() for o in self.outcomes]),
+                b"}",
+            )
         )
-
-    if host.link is None or host.link.closed:
-        return outcome("offline", f"host {host.name!r} is offline"), None
-    try:
-        result = await host.link.request(method, params, timeout=deadline)
-    except RequestTimeout:
-        return outcome("timeout", f"no answer within {deadline:g}s"), None
-    except LinkClosed:
-        return outcome("offline", "the link closed during the request"), None
-    except RemoteError as exc:
-        return outcome("error", exc.message), None
-    return outcome("ok"), result
 
 
 async def fan_out(
-    hosts: list[HostRef], method: str, params: dict[str, Any], deadline: float, sort_key: str = "name"
-) -> dict[str, Any]:
+    hosts: list[HostRef],
+    method: str,
+    params: dict[str, Any],
+    deadline: float,
+    sort_key: str = "name",
+    *,
+    encode: bool = False,
+) -> FanOut:
     """Rows from every host that answered, each with its host; an outcome for every selected host.
 
-    `hosts` must be sorted by (name, id), as HostDirectory returns them.
+    `hosts` must be sorted by (name, id), as HostDirectory returns them: then sorting each host's
+    rows as they arrive orders the whole list without a global sort. Each host's answer is checked,
+    stamped and (with `encode`) encoded as it lands, so the reply is ready when the last one does.
     """
-    tasks = [asyncio.ensure_future(_ask(h, method, params, deadline)) for h in hosts]
-    # The request itself carries the deadline; this outer bound only guards against a stuck task.
-    _done, pending = await asyncio.wait(tasks, timeout=deadline + 0.25) if tasks else (set(), set())
-    outcomes: list[HostOutcome] = []
-    items: list[dict[str, Any]] = []
-    # Hosts arrive sorted by (name, id), so sorting each host's rows keeps the whole list stably ordered
-    # without a global sort; rows are freshly decoded and ours, so the host is added in place.
-    for host, task in zip(hosts, tasks):
-        if task in pending:
-            task.cancel()
-            outcomes.append(HostOutcome(host.id, host.name, "timeout", "no answer in time", deadline * 1000))
+    started = time.perf_counter()
+    outcomes: list[HostOutcome | None] = [None] * len(hosts)
+    rows: list[list[dict[str, Any]]] = [[] for _ in hosts]
+    chunks: list[bytes] = [b""] * len(hosts) if encode else []
+
+    def settle(i: int, fut: asyncio.Future[Any]) -> None:
+        if outcomes[i] is not None:
+            return
+        host = hosts[i]
+        ms = round((time.perf_counter() - started) * 1000, 1)
+        if fut.cancelled():
+            outcomes[i] = HostOutcome(host.id, host.name, "timeout", "no answer in time", ms)
+            return
+        exc = fut.exception()
+        if exc is None:
+            result = fut.result()
+            if isinstance(result, list):
+                # Rows are freshly decoded and ours, so the host is added in place.
+                mine = [row for row in result if isinstance(row, dict)]
+                mine.sort(key=lambda r: _key(r.get(sort_key)))
+                summary = host.summary()
+                for row in mine:
+                    row["host"] = summary
+                if not encode:
+                    rows[i] = mine
+                elif mine:
+                    # Encoded now, the rows can go: fewer live objects for the collector to walk.
+                    chunks[i] = orjson.dumps(mine)[1:-1]
+            outcomes[i] = HostOutcome(host.id, host.name, "ok", None, ms)
+        elif isinstance(exc, RequestTimeout):
+            outcomes[i] = HostOutcome(host.id, host.name, "timeout", f"no answer within {deadline:g}s", ms)
+        elif isinstance(exc, LinkClosed):
+            outcomes[i] = HostOutcome(host.id, host.name, "offline", "the link closed during the request", ms)
+        elif isinstance(exc, RemoteError):
+            outcomes[i] = HostOutcome(host.id, host.name, "error", exc.message, ms)
+        else:
+            outcomes[i] = HostOutcome(host.id, host.name, "error", str(exc), ms)
+
+    asked: list[tuple[int, asyncio.Future[Any]]] = []
+    for i, host in enumerate(hosts):
+        link = host.link
+        try:
+            if link is None or link.closed:
+                raise LinkClosed(None, "")
+            fut = link.begin_request(method, params, deadline)
+        except LinkClosed:
+            outcomes[i] = HostOutcome(host.id, host.name, "offline", f"host {host.name!r} is offline", 0.0)
             continue
-        outcome, rows = task.result()
-        outcomes.append(outcome)
-        if outcome.status == "ok" and isinstance(rows, list):
-            summary = host.summary()
-            mine = [row for row in rows if isinstance(row, dict)]
-            mine.sort(key=lambda r: _key(r.get(sort_key)))
-            for row in mine:
-                row["host"] = summary
-            items.extend(mine)
-    return {"items": items, "hosts": [o.to_dict() for o in outcomes]}
+        fut.add_done_callback(functools.partial(settle, i))
+        asked.append((i, fut))
+    if asked:
+        try:
+            await asyncio.wait([fut for _i, fut in asked], timeout=deadline + GRACE)
+        finally:
+            for i, fut in asked:
+                if not fut.done():
+                    fut.cancel()  # tells the host to stop working on it
+                settle(i, fut)
+    return FanOut([o for o in outcomes if o is not None], rows, chunks)
 
 
 def _key(value: Any) -> str:

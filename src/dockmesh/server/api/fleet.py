@@ -6,7 +6,6 @@ from aiohttp import web
 
 from dockmesh.server.context import ctx
 from dockmesh.server.fanout import fan_out, parse_deadline
-from dockmesh.server.jsonio import json_response
 from dockmesh.server.routes import Handler, RouteTable
 
 routes = RouteTable("fleet")
@@ -25,7 +24,8 @@ def _lister(resource: str, method: str, sort_key: str) -> Handler:
         c = ctx(request)
         hosts = c.directory.select(request.query.get("host", "all"))
         deadline = parse_deadline(request.query.get("timeout"))
-        return json_response(await fan_out(hosts, method, {}, deadline, sort_key))
+        result = await fan_out(hosts, method, {}, deadline, sort_key, encode=True)
+        return web.Response(body=result.to_json(), content_type="application/json")
 
     handler.__name__ = f"list_{resource}"
     return handler

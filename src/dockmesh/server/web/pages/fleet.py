@@ -52,7 +52,9 @@ def _lister(resource: str) -> Handler:
         error = ""
         status = 200
         try:
-            result = await fan_out(c.directory.select(selector), method, {}, DEFAULT_DEADLINE, sort_key)
+            result = (
+                await fan_out(c.directory.select(selector), method, {}, DEFAULT_DEADLINE, sort_key)
+            ).to_dict()
         except ApiError as exc:
             result, error, status = {"items": [], "hosts": []}, exc.message, exc.status
         return render(
