@@ -16,12 +16,12 @@ from bench.canned import CannedHost
 from dockmesh.agent.backoff import Backoff
 from dockmesh.agent.config import AgentConfig
 from dockmesh.agent.runner import Agent
-from dockmesh.server.tuning import shrink_tls_read_buffer
+from dockmesh.server.tuning import share_tls_read_buffer
 
 
 async def main(spec_path: Path) -> None:
-    # Thousands of client connections per process: keep asyncio's per-connection TLS buffer small here too.
-    shrink_tls_read_buffer()
+    # Thousands of client connections per process: one TLS read buffer for all of them, as the server does.
+    share_tls_read_buffer()
     spec = json.loads(spec_path.read_text())
     agents = []
     for entry in spec["agents"]:

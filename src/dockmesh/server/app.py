@@ -30,7 +30,7 @@ from dockmesh.server.localhost import LocalHost
 from dockmesh.server.looplag import LoopLag
 from dockmesh.server.routes import RouteSpec, RouteTable
 from dockmesh.server.tokens import FailureLimiter
-from dockmesh.server.tuning import shrink_tls_read_buffer, tune_gc
+from dockmesh.server.tuning import share_tls_read_buffer, tune_gc
 from dockmesh.server.web import pages
 from dockmesh.server.web.render import page_errors
 from dockmesh.server.web.session import WEB_SECRET, load_or_create_secret
@@ -131,7 +131,7 @@ class Server:
         self.agent_port = config.agent_port
 
     async def start(self) -> None:
-        shrink_tls_read_buffer()
+        share_tls_read_buffer()
         context = build_context(self.config, self._clock)
         self.context = context
         context.accounts.bootstrap_admin(self.config.admin_password)

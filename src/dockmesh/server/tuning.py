@@ -6,20 +6,58 @@ import asyncio.sslproto
 import gc
 import logging
 import os
+import threading
+from typing import Any
 
 log = logging.getLogger(__name__)
 
-# asyncio allocates (and zero-fills) this much per TLS connection up front: 256 KiB by default, which
-# is most of an idle agent's footprint. TLS records carry at most 16 KiB of plaintext, so 16 KiB still
-# reads a whole record per call; bulk streams lose nothing measurable (see BENCHMARKS.md).
-TLS_READ_BUFFER = 16 * 1024
+# asyncio gives every TLS connection its own 256 KiB read buffer, allocated and zero-filled up front:
+# most of an idle agent's footprint. The buffer only carries ciphertext from recv_into() to the
+# connection's MemoryBIO, which copies it at once (SSLProtocol.buffer_updated), so nothing lives in it
+# between two reads and one buffer per event-loop thread serves every connection. It keeps the stock
+# size, so bulk streams read as much per call as before.
+TLS_READ_BUFFER = 256 * 1024
 
 
-def shrink_tls_read_buffer(size: int | None = None) -> None:
-    """DOCKMESH_TLS_READ_BUFFER overrides the size (the benchmarks use it to measure the stock value)."""
-    if size is None:
-        size = int(os.environ.get("DOCKMESH_TLS_READ_BUFFER", TLS_READ_BUFFER))
-    asyncio.sslproto.SSLProtocol.max_size = max(4096, size)
+class _PerThread(threading.local):
+    view: memoryview | None = None
+
+
+_shared = _PerThread()
+_stock_init = asyncio.sslproto.SSLProtocol.__init__
+
+
+def _shared_view(size: int) -> memoryview:
+    view = _shared.view
+    if view is None or len(view) != size:
+        view = _shared.view = memoryview(bytearray(size))
+    return view
+
+
+def share_tls_read_buffer(private_size: int | None = None) -> None:
+    """One read buffer per thread for all TLS connections.
+
+    DOCKMESH_TLS_READ_BUFFER=<bytes> (or `private_size`) restores stock behaviour, a private buffer of
+    that size per connection: the benchmarks measure their baseline with it.
+    """
+    if private_size is None and os.environ.get("DOCKMESH_TLS_READ_BUFFER"):
+        private_size = int(os.environ["DOCKMESH_TLS_READ_BUFFER"])
+    proto = asyncio.sslproto.SSLProtocol
+    if private_size is not None:
+        proto.__init__ = _stock_init  # type: ignore[method-assign]
+        proto.max_size = max(4096, private_size)
+        return
+    proto.max_size = TLS_READ_BUFFER
+
+    def __init__(self: asyncio.sslproto.SSLProtocol, *args: Any, **kwargs: Any) -> None:
+        _stock_init(self, *args, **kwargs)
+        # Both attributes are what get_buffer() hands to recv_into() and buffer_updated() reads.
+        if hasattr(self, "_ssl_buffer_view"):
+            view = _shared_view(proto.max_size)
+            self._ssl_buffer = view.obj  # type: ignore[attr-defined]
+            self._ssl_buffer_view = view
+
+    proto.__init__ = __init__  # type: ignore[method-assign]
 
 
 # CPython collects generation 0 every 700 net allocations. A 1,000-host list decodes 50,000 rows

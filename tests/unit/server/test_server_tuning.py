@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import asyncio.sslproto
 import gc
+import ssl
 from collections.abc import Iterator
 
 import pytest
 
-from dockmesh.server.tuning import GC_THRESHOLDS, tune_gc
+from dockmesh.server.tuning import GC_THRESHOLDS, TLS_READ_BUFFER, share_tls_read_buffer, tune_gc
 
 
 @pytest.fixture(autouse=True)
@@ -35,3 +38,32 @@ def test_a_bad_override_is_ignored_with_a_warning(raw: str, caplog: pytest.LogCa
     tune_gc(raw)
     assert gc.get_threshold() == GC_THRESHOLDS
     assert "DOCKMESH_GC_THRESHOLDS" in caplog.text
+
+
+def _protocol() -> asyncio.sslproto.SSLProtocol:
+    loop = asyncio.get_running_loop()
+    return asyncio.sslproto.SSLProtocol(loop, asyncio.Protocol(), ssl.create_default_context(), None)
+
+
+@pytest.fixture
+def stock_tls() -> Iterator[None]:
+    yield
+    share_tls_read_buffer(private_size=256 * 1024)
+
+
+async def test_tls_connections_share_one_read_buffer_per_thread(stock_tls: None) -> None:
+    share_tls_read_buffer()
+    a, b = _protocol(), _protocol()
+    assert a.get_buffer(-1) is b.get_buffer(-1)
+    assert len(a.get_buffer(-1)) == TLS_READ_BUFFER
+    # What buffer_updated copies into the connection's BIO is what recv_into wrote.
+    a.get_buffer(-1)[:5] = b"hello"
+    a.buffer_updated(5)
+    assert a._incoming.read() == b"hello"  # type: ignore[attr-defined]
+
+
+async def test_the_stock_private_buffer_can_be_restored(stock_tls: None) -> None:
+    share_tls_read_buffer(private_size=64 * 1024)
+    a, b = _protocol(), _protocol()
+    assert a.get_buffer(-1) is not b.get_buffer(-1)
+    assert len(a.get_buffer(-1)) == 64 * 1024
