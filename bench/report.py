@@ -207,35 +207,46 @@ def analysis(r: dict[str, Any]) -> list[str]:
     """What was profiled and fixed, and what bounds the figures that still miss."""
     big = r["held"][-1]
     stock = r["held_stock"]
+    f = r["ops"]["fanout"]
+    cpu = f.get("server_cpu_ms_all")
+    cpu_text = f"{cpu:.0f} ms of server CPU per all-hosts list" if cpu else "the server's CPU per list"
     return [
         "## What was fixed, and what bounds the rest",
         "",
-        "Profiled with py-spy (CPU) and tracemalloc (per-connection Python memory) against this simulator.",
+        "Profiled with py-spy (CPU) and tracemalloc plus a gc census (per-connection Python memory) against this "
+        "simulator.",
         "",
-        f"- **Memory per agent.** asyncio allocates and zero-fills a 256 KiB TLS read buffer per connection "
-        f"({stock['rss_per_agent_kib']} KiB per agent with it). The server sets it to 16 KiB "
-        f"(`dockmesh.server.tuning`), giving {big['rss_per_agent_kib']} KiB. What remains, measured: OpenSSL's "
-        "per-connection state for TLS 1.3 with a client certificate is about 27 KiB (2,000 in-process handshakes "
-        "over memory BIOs cost 55 KiB per client+server pair); the 16 KiB buffer; aiohttp's request handler, "
-        "parser and WebSocket objects about 10 KiB; our link (session, outbox, two tasks) about 6 KiB; the rest is "
-        "allocator overhead. Reaching 48 KiB needs a purpose-built agent listener: TLS on the socket itself "
-        "(OpenSSL then releases its buffers while idle), no per-connection Python read buffer, and minimal "
-        "WebSocket framing instead of aiohttp's HTTP machinery for `/connect`. Not done yet.",
-        "- **Event-loop lag at 10,000 agents.** The lag comes in bursts: once per heartbeat interval the server "
-        "sends its own heartbeat to every agent from one timer, touching 10,000 links in one go, while the agents' "
-        "heartbeats (1,000 per second, each a TLS record, a WebSocket frame and a JSON decode) compete for the "
-        "same core, and the simulators take the other. A first attempt to spread the sweep over the interval in "
-        "100 ms slices made the 5,000-agent run lose agents during the connect ramp and was withdrawn until that "
-        "is understood; it remains the first thing to try.",
-        "- **Fan-out at 1,000 hosts.** Before: stdlib JSON encode 24 % and decode 17 % of server CPU, a copy of "
-        "every row 12 %, `dataclasses.asdict` 11 %, reading all agents from SQLite 9 %, a global sort 6 %. Fixed: "
-        "orjson on the link and in responses, the host column added in place, hand-written outcome dicts, an "
-        "agent list cached until the next write, per-host sorting. What remains is per-host message handling "
-        "(TLS record, WebSocket frame, JSON) for 1,000 responses of 50 rows, and the simulators answering on the "
-        "same two cores (newer runs also print the server CPU per request, to separate the two).",
-        "- **Stalled host.** The deadline is enforced per host (the stalled host is reported `timeout` at 1 s), "
-        "but the reply also waits for the 1,000 healthy answers to be processed, which at this size takes about "
-        "as long as the deadline itself; the excess over the deadline tracks the all-hosts list time, not the "
-        "stall.",
+        f"- **Memory per agent.** asyncio gives every TLS connection a private 256 KiB read buffer "
+        f"({stock['rss_per_agent_kib']} KiB per agent with it). The buffer only carries ciphertext from "
+        "`recv_into` to the connection's memory BIO, which copies it at once, so the server shares one buffer per "
+        f"event-loop thread among all connections (`dockmesh.server.tuning`): {big['rss_per_agent_kib']} KiB. "
+        "What remains, measured: a bare asyncio TLS 1.3 connection with a client certificate costs 34 KiB here "
+        "(OpenSSL's SSL object, the peer certificate, the socket transport; 1,000 idle connections, nothing "
+        "else); aiohttp's request, parser and WebSocket objects about 9 KiB; the coroutine frames of three "
+        "tasks per link (aiohttp's handler, our reader and writer) about 5 KiB; the link's session, outbox and "
+        "events about 4 KiB; hello facts and the cached agent record about 3 KiB. Reaching 48 KiB needs a "
+        "purpose-built `/connect` endpoint: a callback protocol fed straight into the sans-I/O session, with no "
+        "aiohttp objects and no per-link tasks. That is the next step; it would also cut the fan-out's per-host "
+        "cost below.",
+        "- **Event-loop lag at 10,000 agents** was bursts: the server sent its own heartbeat to every link from "
+        "one timer, 10,000 writes in one go (p99 680 ms). The server now answers each agent heartbeat instead, "
+        "so its writes are spread over the interval exactly as the agents' timers are, and a hung server still "
+        "goes silent for its agents. The sweep only checks for silence.",
+        "- **Fan-out at 1,000 hosts.** First pass: orjson on the link and in responses, the host column added in "
+        "place, hand-written outcome dicts, a cached agent list, per-host sorting. Second pass (this run): "
+        "(1) CPython's collector ran every 700 allocations while 50,000 rows were being decoded; thresholds "
+        "raised to (50,000, 20, 100) and startup objects frozen, which halved server CPU per list (420 → 200 ms "
+        "in a side-by-side run); (2) a fan-out request is a bare future with one timer instead of a task, "
+        "`wait_for` and `shield` per host; (3) each host's rows are checked, stamped and encoded the moment they "
+        "arrive, and the reply splices those chunks, so little work is left when the last host answers; "
+        "(4) list rows no longer carry container labels (half of every row; the container page shows them). "
+        "Latency is measured to the last byte of the reply; the client's own JSON parse (about 150 ms for "
+        f"50,000 rows with the stdlib) is not counted. What remains is {cpu_text}: per-host message handling "
+        "(a TLS record, a WebSocket frame and a JSON document in each direction) for 1,000 hosts through "
+        "aiohttp, while the simulators answer on the same two cores.",
+        "- **Stalled host.** Because rows are processed as they arrive, the reply is ready shortly after the "
+        "deadline: what is left is joining the chunks, encoding the outcomes and writing about 12 MB.",
+        "- **Simulator.** Each canned host trims its 50 rows with the production `container_row` once, at start: "
+        "a real agent trims on its own CPU, whereas 1,000 simulated ones would bill the shared cores.",
         "",
     ]
