@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +34,8 @@ class HostOutcome:
 
 # The futures time themselves out at the deadline; this outer bound only guards against a lost timer.
 GRACE = 0.25
+# A streamed reply writes once this much is ready (or when the fan-out ends), not once per host.
+STREAM_BATCH = 256 * 1024
 
 
 @dataclass
@@ -39,10 +43,7 @@ class FanOut:
     """What a fan-out gathered: every host's outcome and rows, in host order."""
 
     outcomes: list[HostOutcome]
-    # Each host's rows; empty when the fan-out encoded them on arrival into `chunks` instead.
     rows: list[list[dict[str, Any]]]
-    # Each host's rows as JSON without the brackets (only when asked for, see `encode`).
-    chunks: list[bytes]
 
     @property
     def items(self) -> list[dict[str, Any]]:
@@ -51,18 +52,142 @@ class FanOut:
     def to_dict(self) -> dict[str, Any]:
         return {"items": self.items, "hosts": [o.to_dict() for o in self.outcomes]}
 
-    def to_json(self) -> bytes:
-        """The API body. Splices the per-host chunks, so the last host's arrival costs one join."""
-        chunks = self.chunks or [orjson.dumps(rows)[1:-1] for rows in self.rows]
-        return b"".join(
-            (
-                b'{"items":[',
-                b",".join(c for c in chunks if c),
-                b'],"hosts":',
-                orjson.dumps([o.to_dict() for o in self.outcomes]),
-                b"}",
+
+class Gather:
+    """One fan-out in flight: every request is sent when it is made.
+
+    `hosts` must be sorted by (name, id), as HostDirectory returns them: then sorting each host's rows
+    as they arrive orders the whole list without a global sort. Each host's answer is checked and
+    stamped with its host as it lands; with `encode`, it is also encoded to JSON then and the rows are
+    let go, so `stream()` can send every host whose turn has come while later ones are still out.
+    """
+
+    def __init__(
+        self,
+        hosts: list[HostRef],
+        method: str,
+        params: dict[str, Any],
+        deadline: float,
+        sort_key: str = "name",
+        *,
+        encode: bool = False,
+    ) -> None:
+        self._hosts = hosts
+        self._deadline = deadline
+        self._sort_key = sort_key
+        self._encode = encode
+        self._started = time.perf_counter()
+        self.outcomes: list[HostOutcome | None] = [None] * len(hosts)
+        self.rows: list[list[dict[str, Any]]] = [[] for _ in hosts]
+        self.chunks: list[bytes] = [b""] * len(hosts)
+        self._progress: asyncio.Future[None] | None = None
+        self._asked: list[tuple[int, asyncio.Future[Any]]] = []
+        for i, host in enumerate(hosts):
+            link = host.link
+            try:
+                if link is None or link.closed:
+                    raise LinkClosed(None, "")
+                fut = link.begin_request(method, params, deadline)
+            except LinkClosed:
+                self.outcomes[i] = HostOutcome(
+                    host.id, host.name, "offline", f"host {host.name!r} is offline", 0.0
+                )
+                continue
+            fut.add_done_callback(functools.partial(self._settle, i))
+            self._asked.append((i, fut))
+
+    def _settle(self, i: int, fut: asyncio.Future[Any]) -> None:
+        if self.outcomes[i] is not None:
+            return
+        host = self._hosts[i]
+        ms = round((time.perf_counter() - self._started) * 1000, 1)
+        if fut.cancelled():
+            self.outcomes[i] = HostOutcome(host.id, host.name, "timeout", "no answer in time", ms)
+        elif (exc := fut.exception()) is None:
+            result = fut.result()
+            if isinstance(result, list):
+                # Rows are freshly decoded and ours, so the host is added in place.
+                mine = [row for row in result if isinstance(row, dict)]
+                mine.sort(key=lambda r: _key(r.get(self._sort_key)))
+                summary = host.summary()
+                for row in mine:
+                    row["host"] = summary
+                if not self._encode:
+                    self.rows[i] = mine
+                elif mine:
+                    self.chunks[i] = orjson.dumps(mine)[1:-1]
+            self.outcomes[i] = HostOutcome(host.id, host.name, "ok", None, ms)
+        elif isinstance(exc, RequestTimeout):
+            self.outcomes[i] = HostOutcome(
+                host.id, host.name, "timeout", f"no answer within {self._deadline:g}s", ms
             )
-        )
+        elif isinstance(exc, LinkClosed):
+            self.outcomes[i] = HostOutcome(
+                host.id, host.name, "offline", "the link closed during the request", ms
+            )
+        elif isinstance(exc, RemoteError):
+            self.outcomes[i] = HostOutcome(host.id, host.name, "error", exc.message, ms)
+        else:
+            self.outcomes[i] = HostOutcome(host.id, host.name, "error", str(exc), ms)
+        if self._progress is not None and not self._progress.done():
+            self._progress.set_result(None)
+
+    def _finish(self) -> None:
+        """Give up on every host still out: it is told to cancel and reported `timeout`."""
+        for i, fut in self._asked:
+            if not fut.done():
+                fut.cancel()
+            self._settle(i, fut)
+
+    async def wait(self) -> FanOut:
+        """Every host's outcome, once all have answered or run out of time."""
+        try:
+            if self._asked:
+                await asyncio.wait([fut for _i, fut in self._asked], timeout=self._deadline + GRACE)
+        finally:
+            self._finish()
+        return FanOut([o for o in self.outcomes if o is not None], self.rows)
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        """The API body, `{"items": [...], "hosts": [...]}`, in pieces as hosts take their turn.
+
+        A slow host early in the order holds back only the rows after it, and never past its deadline.
+        Needs `encode`.
+        """
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self._deadline + GRACE
+        turn = 0
+        ready: list[bytes] = [b'{"items":[']
+        size = 0
+        first = True
+        try:
+            while True:
+                while turn < len(self._hosts) and self.outcomes[turn] is not None:
+                    chunk, self.chunks[turn] = self.chunks[turn], b""
+                    if chunk:
+                        ready.append(chunk if first else b"," + chunk)
+                        size += len(chunk)
+                        first = False
+                    turn += 1
+                if turn == len(self._hosts):
+                    break
+                if size >= STREAM_BATCH:
+                    yield b"".join(ready)
+                    ready, size = [], 0
+                    continue  # hosts that answered while the reader was busy must not wait for the next
+                remaining = give_up - loop.time()
+                if remaining <= 0:
+                    self._finish()
+                    continue
+                self._progress = loop.create_future()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._progress, remaining)
+        finally:
+            self._progress = None
+            self._finish()
+        hosts = [o.to_dict() for o in self.outcomes if o is not None]
+        ready += [b'],"hosts":', orjson.dumps(hosts), b"}"]
+        yield b"".join(ready)
 
 
 async def fan_out(
@@ -71,74 +196,9 @@ async def fan_out(
     params: dict[str, Any],
     deadline: float,
     sort_key: str = "name",
-    *,
-    encode: bool = False,
 ) -> FanOut:
-    """Rows from every host that answered, each with its host; an outcome for every selected host.
-
-    `hosts` must be sorted by (name, id), as HostDirectory returns them: then sorting each host's
-    rows as they arrive orders the whole list without a global sort. Each host's answer is checked,
-    stamped and (with `encode`) encoded as it lands, so the reply is ready when the last one does.
-    """
-    started = time.perf_counter()
-    outcomes: list[HostOutcome | None] = [None] * len(hosts)
-    rows: list[list[dict[str, Any]]] = [[] for _ in hosts]
-    chunks: list[bytes] = [b""] * len(hosts) if encode else []
-
-    def settle(i: int, fut: asyncio.Future[Any]) -> None:
-        if outcomes[i] is not None:
-            return
-        host = hosts[i]
-        ms = round((time.perf_counter() - started) * 1000, 1)
-        if fut.cancelled():
-            outcomes[i] = HostOutcome(host.id, host.name, "timeout", "no answer in time", ms)
-            return
-        exc = fut.exception()
-        if exc is None:
-            result = fut.result()
-            if isinstance(result, list):
-                # Rows are freshly decoded and ours, so the host is added in place.
-                mine = [row for row in result if isinstance(row, dict)]
-                mine.sort(key=lambda r: _key(r.get(sort_key)))
-                summary = host.summary()
-                for row in mine:
-                    row["host"] = summary
-                if not encode:
-                    rows[i] = mine
-                elif mine:
-                    # Encoded now, the rows can go: fewer live objects for the collector to walk.
-                    chunks[i] = orjson.dumps(mine)[1:-1]
-            outcomes[i] = HostOutcome(host.id, host.name, "ok", None, ms)
-        elif isinstance(exc, RequestTimeout):
-            outcomes[i] = HostOutcome(host.id, host.name, "timeout", f"no answer within {deadline:g}s", ms)
-        elif isinstance(exc, LinkClosed):
-            outcomes[i] = HostOutcome(host.id, host.name, "offline", "the link closed during the request", ms)
-        elif isinstance(exc, RemoteError):
-            outcomes[i] = HostOutcome(host.id, host.name, "error", exc.message, ms)
-        else:
-            outcomes[i] = HostOutcome(host.id, host.name, "error", str(exc), ms)
-
-    asked: list[tuple[int, asyncio.Future[Any]]] = []
-    for i, host in enumerate(hosts):
-        link = host.link
-        try:
-            if link is None or link.closed:
-                raise LinkClosed(None, "")
-            fut = link.begin_request(method, params, deadline)
-        except LinkClosed:
-            outcomes[i] = HostOutcome(host.id, host.name, "offline", f"host {host.name!r} is offline", 0.0)
-            continue
-        fut.add_done_callback(functools.partial(settle, i))
-        asked.append((i, fut))
-    if asked:
-        try:
-            await asyncio.wait([fut for _i, fut in asked], timeout=deadline + GRACE)
-        finally:
-            for i, fut in asked:
-                if not fut.done():
-                    fut.cancel()  # tells the host to stop working on it
-                settle(i, fut)
-    return FanOut([o for o in outcomes if o is not None], rows, chunks)
+    """Rows from every host that answered, each with its host; an outcome for every selected host."""
+    return await Gather(hosts, method, params, deadline, sort_key).wait()
 
 
 def _key(value: Any) -> str:

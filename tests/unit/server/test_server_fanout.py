@@ -1,4 +1,4 @@
-"""Fan-out over real links on in-memory sockets: outcomes, order, the spliced body, deadlines."""
+"""Fan-out over real links on in-memory sockets: outcomes, order, the streamed body, deadlines."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import pytest
 from dockmesh.link import Link, RemoteError
 from dockmesh.link.memory import socket_pair
 from dockmesh.proto import Role
+from dockmesh.server import fanout
 from dockmesh.server.directory import HostRef
-from dockmesh.server.fanout import fan_out
+from dockmesh.server.fanout import Gather, fan_out
 
 Handler = Callable[[str, dict[str, Any]], Any]
 
@@ -90,35 +91,72 @@ async def test_every_host_gets_an_outcome_and_rows_come_sorted_with_their_host(h
     ]
 
 
-async def test_the_spliced_body_is_the_json_of_the_whole_result(hosts: Hosts) -> None:
+async def body(gather: Gather) -> tuple[Any, list[bytes]]:
+    pieces = [piece async for piece in gather.stream()]
+    return orjson.loads(b"".join(pieces)), pieces
+
+
+async def test_the_streamed_body_is_the_json_of_the_whole_result(hosts: Hosts) -> None:
     selected = [
         hosts.add("a1", "alpha", rows("b", "a")),
         hosts.add("b2", "beta", rows()),
         hosts.add("c3", "gamma", rows("c")),
         hosts.add("d4", "delta", lambda _m, _p: {"not": "a list"}),
+        HostRef("e5", "epsilon", (), None),
     ]
     plain = (await fan_out(selected, "containers.list", {}, 2.0)).to_dict()
-    spliced = await fan_out(selected, "containers.list", {}, 2.0, encode=True)
-    body = orjson.loads(spliced.to_json())
-    assert body["items"] == plain["items"]
-    assert [r["name"] for r in body["items"]] == ["a", "b", "c"]
-    assert [(h["id"], h["status"]) for h in body["hosts"]] == [(h["id"], h["status"]) for h in plain["hosts"]]
-    assert spliced.rows == [[], [], [], []]  # encoded on arrival, the decoded rows were let go
+    streamed, _pieces = await body(Gather(selected, "containers.list", {}, 2.0, encode=True))
+    assert streamed["items"] == plain["items"]
+    assert [r["name"] for r in streamed["items"]] == ["a", "b", "c"]
+    assert [(h["id"], h["status"]) for h in streamed["hosts"]] == [
+        (h["id"], h["status"]) for h in plain["hosts"]
+    ]
+    assert streamed["hosts"][-1]["status"] == "offline"
+
+
+async def test_an_empty_selection_streams_an_empty_list() -> None:
+    streamed, _pieces = await body(Gather([], "containers.list", {}, 1.0, encode=True))
+    assert streamed == {"items": [], "hosts": []}
 
 
 async def test_a_hung_host_costs_its_deadline_and_is_told_to_cancel(hosts: Hosts) -> None:
     selected = [hosts.add("a1", "alpha", rows("web")), hosts.add("b2", "beta", hang)]
     started = time.monotonic()
-    result = await fan_out(selected, "containers.list", {}, 0.3, encode=True)
+    result = await fan_out(selected, "containers.list", {}, 0.3)
     elapsed = time.monotonic() - started
     assert [o.status for o in result.outcomes] == ["ok", "timeout"]
     assert 0.3 <= elapsed < 0.3 + 0.2
-    assert [r["name"] for r in orjson.loads(result.to_json())["items"]] == ["web"]
+    assert [r["name"] for r in result.items] == ["web"]
     for _ in range(50):
         if hosts.cancelled:
             break
         await asyncio.sleep(0.01)
     assert hosts.cancelled == ["b2"]
+
+
+async def test_rows_before_a_hung_host_go_out_before_its_deadline(
+    hosts: Hosts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fanout, "STREAM_BATCH", 1)
+    selected = [
+        hosts.add("a1", "alpha", rows("web")),
+        hosts.add("b2", "beta", hang),
+        hosts.add("c3", "gamma", rows("db")),
+    ]
+    started = time.monotonic()
+    arrivals: list[tuple[float, bytes]] = []
+    async for piece in Gather(selected, "containers.list", {}, 1.0, encode=True).stream():
+        arrivals.append((time.monotonic() - started, piece))
+    assert len(arrivals) == 2
+    early, late = arrivals
+    assert early[0] < 1.0  # before the hung host's deadline
+    assert b'"web"' in early[1]
+    assert b'"db"' not in early[1]
+    assert late[0] >= 1.0
+    assert b'"db"' in late[1]
+    streamed = orjson.loads(b"".join(piece for _t, piece in arrivals))
+    assert [h["status"] for h in streamed["hosts"]] == ["ok", "timeout", "ok"]
+    assert [r["name"] for r in streamed["items"]] == ["web", "db"]
 
 
 async def test_a_cancelled_fan_out_cancels_its_requests_on_the_hosts(hosts: Hosts) -> None:
@@ -133,3 +171,24 @@ async def test_a_cancelled_fan_out_cancels_its_requests_on_the_hosts(hosts: Host
             break
         await asyncio.sleep(0.01)
     assert sorted(hosts.cancelled) == ["a1", "b2"]
+
+
+async def test_answers_that_land_while_the_reader_is_busy_are_not_left_waiting(
+    hosts: Hosts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fanout, "STREAM_BATCH", 1)
+
+    async def later(_method: str, _params: dict[str, Any]) -> Any:
+        await asyncio.sleep(0.1)
+        return [{"name": "late"}]
+
+    selected = [hosts.add("a1", "alpha", rows("web")), hosts.add("b2", "beta", later)]
+    started = time.monotonic()
+    pieces = []
+    async for piece in Gather(selected, "containers.list", {}, 3.0, encode=True).stream():
+        pieces.append(piece)
+        await asyncio.sleep(0.3)  # a slow reader: beta answers meanwhile, and nothing else will
+    assert time.monotonic() - started < 2.0  # not the 3 s deadline
+    streamed = orjson.loads(b"".join(pieces))
+    assert [h["status"] for h in streamed["hosts"]] == ["ok", "ok"]
+    assert [r["name"] for r in streamed["items"]] == ["web", "late"]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from aiohttp import web
 
 from dockmesh.server.context import ctx
-from dockmesh.server.fanout import fan_out, parse_deadline
+from dockmesh.server.fanout import Gather, parse_deadline
 from dockmesh.server.routes import Handler, RouteTable
 
 routes = RouteTable("fleet")
@@ -20,12 +22,21 @@ RESOURCES = {
 
 
 def _lister(resource: str, method: str, sort_key: str) -> Handler:
-    async def handler(request: web.Request) -> web.Response:
+    async def handler(request: web.Request) -> web.StreamResponse:
         c = ctx(request)
         hosts = c.directory.select(request.query.get("host", "all"))
         deadline = parse_deadline(request.query.get("timeout"))
-        result = await fan_out(hosts, method, {}, deadline, sort_key, encode=True)
-        return web.Response(body=result.to_json(), content_type="application/json")
+        gather = Gather(hosts, method, {}, deadline, sort_key, encode=True)
+        # Streamed: rows go out as their host's turn comes, so a slow host holds back only what
+        # sorts after it, and a big list is on the wire while the last hosts are still answering.
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        async with contextlib.aclosing(gather.stream()) as pieces:
+            async for piece in pieces:
+                await response.write(piece)
+        await response.write_eof()
+        return response
 
     handler.__name__ = f"list_{resource}"
     return handler
