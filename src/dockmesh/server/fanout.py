@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import functools
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,7 +148,7 @@ class Gather:
             self._finish()
         return FanOut([o for o in self.outcomes if o is not None], self.rows)
 
-    async def stream(self) -> AsyncIterator[bytes]:
+    async def stream(self) -> AsyncGenerator[bytes, None]:
         """The API body, `{"items": [...], "hosts": [...]}`, in pieces as hosts take their turn.
 
         A slow host early in the order holds back only the rows after it, and never past its deadline.
