@@ -87,6 +87,8 @@ def render(r: dict[str, Any]) -> str:
             )
         )
     s = ops["stalled"]
+    sf = ops["stalled_first"]
+    agents_restarted = ops["restart_agents"]
     d = ops["dashboard"]
     if "server_cpu_ms_all" in f:
         lines += [
@@ -96,16 +98,44 @@ def render(r: dict[str, Any]) -> str:
         ]
     lines += [
         "",
-        f"One stalled host among {int(n) + 1} (it never answers; deadline {s['deadline_ms']:.0f} ms): p50 "
-        f"{s['p50_ms']:.0f} ms, p99 {s['p99_ms']:.0f} ms — {s['p99_ms'] - s['deadline_ms']:.0f} ms over the deadline "
-        f"at p99 ({s['timeouts']} host reported `timeout`, all others `ok`).",
+        f"A stalled host (it never answers; deadline {s['deadline_ms']:.0f} ms). The reply streams in host order, "
+        "so it matters where the stalled host sorts:",
+        "",
+        _row(
+            [
+                "stalled host sorts",
+                "p50 (ms)",
+                "p99 (ms)",
+                "p99 over the deadline",
+                "hosts reported `timeout`",
+            ]
+        ),
+        _row(["---"] * 5),
+        _row(
+            [
+                "last (only the outcomes wait for it)",
+                f"{s['p50_ms']:.0f}",
+                f"{s['p99_ms']:.0f}",
+                f"+{s['p99_ms'] - s['deadline_ms']:.0f} ms",
+                str(s["timeouts"]),
+            ]
+        ),
+        _row(
+            [
+                "first (every row waits for it)",
+                f"{sf['p50_ms']:.0f}",
+                f"{sf['p99_ms']:.0f}",
+                f"+{sf['p99_ms'] - sf['deadline_ms']:.0f} ms",
+                str(sf["timeouts"]),
+            ]
+        ),
         "",
         f"## Dashboard at {n} hosts",
         "",
         f"p50 {d['p50_ms']:.1f} ms, p99 {d['p99_ms']:.1f} ms (baseline `GET /api/v1/health` p50 {d['health_p50_ms']:.1f} ms, "
         f"ratio {d['p50_ms'] / d['health_p50_ms']:.1f}×). Metrics come from heartbeats; no host is asked.",
         "",
-        f"## Server SIGKILL + restart with {int(n) + 1} agents",
+        f"## Server SIGKILL + restart with {agents_restarted} agents",
         "",
         "Time from restart until every agent is online again (full-jitter backoff, base 1 s, cap 30 s): "
         + ", ".join(f"{x} s" for x in ops["restart_s"])
@@ -181,8 +211,9 @@ def render(r: dict[str, Any]) -> str:
         (f"all-hosts list p99 ≤ 250 ms at {n} hosts", f"{f['p99_ms'][n]:.0f} ms", f["p99_ms"][n] <= 250),
         (
             "stalled host costs ≤ deadline + 50 ms",
-            f"+{s['p99_ms'] - s['deadline_ms']:.0f} ms (p99)",
-            s["p99_ms"] - s["deadline_ms"] <= 50,
+            f"+{s['p99_ms'] - s['deadline_ms']:.0f} ms sorting last, "
+            f"+{sf['p99_ms'] - sf['deadline_ms']:.0f} ms sorting first (p99)",
+            max(s["p99_ms"], sf["p99_ms"]) - s["deadline_ms"] <= 50,
         ),
         ("log throughput ≥ 0.7 of direct", f"{st['ratio']:.2f}", st["ratio"] >= 0.7),
         (
@@ -191,7 +222,7 @@ def render(r: dict[str, Any]) -> str:
             e["linked_p50_ms"] - e["direct_p50_ms"] <= 1 and e["linked_p99_ms"] - e["direct_p99_ms"] <= 5,
         ),
         (
-            f"{int(n) + 1} agents online ≤ 10 s after a restart",
+            f"{agents_restarted} agents online ≤ 10 s after a restart",
             f"max {max(ops['restart_s'])} s",
             max(ops["restart_s"]) <= 10,
         ),
@@ -238,14 +269,18 @@ def analysis(r: dict[str, Any]) -> list[str]:
         "raised to (50,000, 20, 100) and startup objects frozen, which halved server CPU per list (420 → 200 ms "
         "in a side-by-side run); (2) a fan-out request is a bare future with one timer instead of a task, "
         "`wait_for` and `shield` per host; (3) each host's rows are checked, stamped and encoded the moment they "
-        "arrive, and the reply splices those chunks, so little work is left when the last host answers; "
+        "arrive, and the reply streams: a host's rows go out as soon as every host before it in the order "
+        "has answered, so the list is on the wire while the last hosts are still answering; "
         "(4) list rows no longer carry container labels (half of every row; the container page shows them). "
         "Latency is measured to the last byte of the reply; the client's own JSON parse (about 150 ms for "
         f"50,000 rows with the stdlib) is not counted. What remains is {cpu_text}: per-host message handling "
         "(a TLS record, a WebSocket frame and a JSON document in each direction) for 1,000 hosts through "
         "aiohttp, while the simulators answer on the same two cores.",
-        "- **Stalled host.** Because rows are processed as they arrive, the reply is ready shortly after the "
-        "deadline: what is left is joining the chunks, encoding the outcomes and writing about 12 MB.",
+        "- **Stalled host.** Before, the reply waited for the deadline and then built and sent all 12 MB "
+        "(+680 ms, then +79 ms once rows were encoded on arrival). Now the rows of every host before the "
+        "stalled one in the order are sent while it is still out; after its deadline only the rows after it "
+        "and the outcomes remain. Sorting first is the worst case: all 12 MB go out after the deadline, "
+        "bounded by how fast this client reads them.",
         "- **Simulator.** Each canned host trims its 50 rows with the production `container_row` once, at start: "
         "a real agent trims on its own CPU, whereas 1,000 simulated ones would bill the shared cores.",
         "",

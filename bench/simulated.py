@@ -116,20 +116,27 @@ async def fleet_ops(base: Path, n: int, processes: int, pause: float = 12.0) -> 
             "health_p50_ms": pct(health, 0.5) * 1000,
         }
 
-        # One stalled host: its agent answers nothing, ever.
-        stalled = await api.create_agents(1, prefix="stalled")
-        fleet.sims.start(fleet.server, stalled, 1, fleet.heartbeat, stall={n}, offset=n)
-        await api.wait_online(n + 1, 60)
+        # A stalled host answers nothing, ever. The reply streams in host order, so where the stalled
+        # host sorts matters: last, only the outcomes wait for it; first, every row does.
         deadline = 1.0
-        stall = await sample(lambda: api.fetch(f"/api/v1/containers?timeout={deadline}"), 15)
-        result = await api.call("GET", f"/api/v1/containers?timeout={deadline}")
-        timeouts = [h for h in result["hosts"] if h["status"] == "timeout"]
-        out["stalled"] = {
-            "deadline_ms": deadline * 1000,
-            "p50_ms": pct(stall, 0.5) * 1000,
-            "p99_ms": pct(stall, 0.99) * 1000,
-            "timeouts": len(timeouts),
-        }
+
+        async def stalled_run(prefix: str, index: int) -> Result:
+            agents = await api.create_agents(1, prefix=prefix)
+            fleet.sims.start(fleet.server, agents, 1, fleet.heartbeat, stall={index}, offset=index)
+            await api.wait_online(index + 1, 60)
+            times = await sample(lambda: api.fetch(f"/api/v1/containers?timeout={deadline}"), 15)
+            result = await api.call("GET", f"/api/v1/containers?timeout={deadline}")
+            return {
+                "deadline_ms": deadline * 1000,
+                "p50_ms": pct(times, 0.5) * 1000,
+                "p99_ms": pct(times, 0.99) * 1000,
+                "timeouts": len([h for h in result["hosts"] if h["status"] == "timeout"]),
+                "first_in_order": result["hosts"][0]["status"] == "timeout",
+            }
+
+        out["stalled"] = await stalled_run("zz-stalled", n)
+        out["stalled_first"] = await stalled_run("a-stalled", n + 1)
+        out["restart_agents"] = n + 2
 
         restarts = []
         for _ in range(3):
@@ -140,7 +147,7 @@ async def fleet_ops(base: Path, n: int, processes: int, pause: float = 12.0) -> 
             started = time.monotonic()
             fleet.server.start()
             await api.reconnect()
-            await api.wait_online(n + 1, 120)
+            await api.wait_online(n + 2, 120)
             restarts.append(time.monotonic() - started)
         out["restart_s"] = [round(r, 2) for r in restarts]
         return out
