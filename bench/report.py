@@ -152,7 +152,9 @@ def render(r: dict[str, Any]) -> str:
         _row(["---"] * 4),
         _row(
             [
-                "log throughput (non-follow, {:.0f} MB)".format(st["bytes"] / 1e6),
+                "log throughput (non-follow, {:.0f} MB; median of {} alternating reads)".format(
+                    st["bytes"] / 1e6, st.get("rounds", 1)
+                ),
                 f"{st['linked_mb_s']:.1f} MB/s",
                 f"{st['direct_mb_s']:.1f} MB/s",
                 f"{st['ratio']:.2f}",

@@ -69,6 +69,7 @@ async def run(smoke: bool, base: Path) -> dict[str, Any]:
     print("bench: real engine (enrol, logs, exec)", file=sys.stderr, flush=True)
     if smoke:
         engines.LOG_MB = 4
+        engines.ROUNDS = 1
         engines.RTT_SAMPLES = 30
     async with RealHost(base / "real") as host:
         results["enrol"] = await enrol_online(host, 2 if smoke else 5)
