@@ -83,12 +83,11 @@ class Gather:
         self._progress: asyncio.Future[None] | None = None
         self._asked: list[tuple[int, asyncio.Future[Any]]] = []
         for i, host in enumerate(hosts):
-            link = host.link
-            try:
-                if link is None or link.closed:
-                    raise LinkClosed(None, "")
-                fut = link.begin_request(method, params, deadline)
-            except LinkClosed:
+            fut = None
+            if host.link is not None and not host.link.closed:
+                with contextlib.suppress(LinkClosed):
+                    fut = host.link.begin_request(method, params, deadline)
+            if fut is None:
                 self.outcomes[i] = HostOutcome(
                     host.id, host.name, "offline", f"host {host.name!r} is offline", 0.0
                 )
