@@ -119,7 +119,15 @@ def test_the_console_recorder_sees_errors(page: Page, console: Console) -> None:
     page.goto("/")
     page.evaluate("console.error('probe-7f3a')")
     page.evaluate("setTimeout(() => { throw new Error('probe-uncaught-9c1d') }, 0)")
-    page.wait_for_timeout(200)
-    assert any("probe-7f3a" in e for e in console.errors)
-    assert any("probe-uncaught-9c1d" in e for e in console.errors)
+
+    def seen() -> bool:
+        errors = console.errors
+        return any("probe-7f3a" in e for e in errors) and any("probe-uncaught-9c1d" in e for e in errors)
+
+    # Playwright delivers events only while it runs a call: poll through short waits, until seen.
+    for _ in range(100):
+        if seen():
+            break
+        page.wait_for_timeout(50)
+    assert seen()
     console.allow("probe-7f3a|probe-uncaught-9c1d")

@@ -6,6 +6,7 @@ import asyncio
 import json
 import ssl
 import time
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -16,6 +17,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from dockmesh.pki.identity import load_cert
 from dockmesh.pki.keys import generate_key, make_csr
 from dockmesh.pki.tls import client_context
+from tests.fleet import wait_for
 from tests.integration.harness import ServerProc
 
 
@@ -112,7 +114,9 @@ def test_twenty_concurrent_enrolments_with_one_token_exactly_one_wins(server: Se
 def test_expired_token_is_refused(server_factory: Any) -> None:
     server = server_factory(env={"DOCKMESH_TOKEN_TTL": "1s"})
     created = server.create_agent("h")
-    time.sleep(1.5)
+    expires = datetime.fromisoformat(created["token_expires_at"]).timestamp()
+    # Wait for the moment the token expires (the server shares this machine's clock), not a fixed time.
+    wait_for(lambda: time.time() > expires + 0.05, 10, message="token never expired")
     status, body = enroll(server, created["token"])
     assert status == 401, body
     assert server.api.agent(created["id"])["status"] == "pending"

@@ -31,7 +31,7 @@ def test_freeze_makes_ping_time_out_and_thaw_restores(fleet: Fleet) -> None:
     eng.freeze()
     t0 = time.monotonic()
     assert not eng.ping(timeout=1.0)
-    assert time.monotonic() - t0 < 1.5
+    assert time.monotonic() - t0 < 3.0  # the ping's own timeout holds (slack for a busy machine)
     eng.thaw()
     assert eng.ping(timeout=5)
 

@@ -399,20 +399,23 @@ def test_exec_whose_client_vanishes_leaves_no_process(mesh: Mesh) -> None:
     engine = mesh.engines[1]
     run(engine, "victim", "sleep", "1000")
 
+    def sleepers() -> list[str]:
+        ps = engine.docker("exec", "victim", "ps", "-o", "args").stdout.splitlines()
+        return [line for line in ps if "4242" in line]
+
     async def start_and_vanish() -> None:
         url = f"{mesh.server.url}/api/v1/hosts/{mesh.host_id(1)}/containers/victim/exec"
         async with aiohttp.ClientSession(headers=auth_headers(mesh)) as http:
             ws = await http.ws_connect(url, params=[("cmd", "sleep"), ("cmd", "4242"), ("tty", "1")])
-            await asyncio.sleep(1.0)
+            # The process must be running on the host before the client vanishes, or nothing is tested.
+            async with asyncio.timeout(15):
+                while not await asyncio.to_thread(sleepers):
+                    await asyncio.sleep(0.1)
             # Drop the TCP connection without a close handshake, like a closed laptop lid.
             assert ws._response.connection is not None
             ws._response.connection.transport.abort()  # type: ignore[union-attr]
 
     asyncio.run(start_and_vanish())
-
-    def sleepers() -> list[str]:
-        ps = engine.docker("exec", "victim", "ps", "-o", "args").stdout.splitlines()
-        return [line for line in ps if "4242" in line]
 
     wait_for(lambda: not sleepers(), 15, message=lambda: f"exec still running: {sleepers()}")
 
