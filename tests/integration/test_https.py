@@ -69,7 +69,7 @@ class _Impostor(http.server.BaseHTTPRequestHandler):
 @contextlib.contextmanager
 def impostor(port: int, marker: Path, pki: Path) -> Iterator[str]:
     """An HTTPS server on 127.0.0.1:port with a certificate of its own (a different key); yields its pin."""
-    crt, key = ensure_web_cert(CertificateAuthority.load_or_create(pki), [])
+    crt, key, _ = ensure_web_cert(CertificateAuthority.load_or_create(pki), [])
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(crt, key)
     handler = type("Handler", (_Impostor,), {"marker": marker})

@@ -176,10 +176,14 @@ class CertificateAuthority:
         return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(_ski(self._cert))
 
     def issue_listener_cert(
-        self, public_key: ec.EllipticCurvePublicKey, names: Sequence[str], common_name: str
+        self,
+        public_key: ec.EllipticCurvePublicKey,
+        names: Sequence[str],
+        common_name: str,
+        lifetime: timedelta = SERVER_LIFETIME,
     ) -> x509.Certificate:
         """A serverAuth certificate for ``public_key``, valid for the default names plus ``names``."""
-        return self._issue_server_cert(public_key, _wanted_sans(names), common_name)
+        return self._issue_server_cert(public_key, _wanted_sans(names), common_name, lifetime)
 
     def listener_cert_usable(
         self, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey, names: Sequence[str]
@@ -210,7 +214,11 @@ class CertificateAuthority:
         return _usable(cert, key, self._cert, wanted)
 
     def _issue_server_cert(
-        self, public_key: ec.EllipticCurvePublicKey, sans: Sequence[_SanName], common_name: str
+        self,
+        public_key: ec.EllipticCurvePublicKey,
+        sans: Sequence[_SanName],
+        common_name: str,
+        lifetime: timedelta = SERVER_LIFETIME,
     ) -> x509.Certificate:
         now = _now()
         return (
@@ -220,7 +228,7 @@ class CertificateAuthority:
             .public_key(public_key)
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - CLOCK_SKEW)
-            .not_valid_after(now + SERVER_LIFETIME)
+            .not_valid_after(now + lifetime)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_key_usage(digital_signature=True), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)

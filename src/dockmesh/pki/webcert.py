@@ -7,6 +7,7 @@ that key, so new names or a renewal must not invalidate a pin already handed out
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 
 from cryptography import x509
@@ -19,10 +20,13 @@ from dockmesh.pki.keys import generate_key, key_to_pem, load_key
 WEB_KEY = "web.key"
 WEB_CRT = "web.crt"
 WEB_CN = "dockmesh web"
+# Browsers cap server certificates near 398 days (Apple at 825 even for private roots); the server
+# re-checks daily and re-issues within 30 days of expiry, on the same key.
+WEB_LIFETIME = timedelta(days=397)
 
 
-def ensure_web_cert(ca: CertificateAuthority, names: Sequence[str]) -> tuple[Path, Path]:
-    """(cert path, key path) of a certificate for ``names`` on the persistent web key."""
+def ensure_web_cert(ca: CertificateAuthority, names: Sequence[str]) -> tuple[Path, Path, bool]:
+    """(cert path, key path, re-issued?) of a certificate for ``names`` on the persistent web key."""
     key_path, crt_path = ca.directory / WEB_KEY, ca.directory / WEB_CRT
     if key_path.exists():
         # A corrupt key is an error the operator must see: silently replacing it breaks every pin.
@@ -34,7 +38,8 @@ def ensure_web_cert(ca: CertificateAuthority, names: Sequence[str]) -> tuple[Pat
         cert: x509.Certificate | None = x509.load_pem_x509_certificate(crt_path.read_bytes())
     except (OSError, ValueError):
         cert = None  # derived state: re-issued below
-    if cert is None or not ca.listener_cert_usable(cert, key, names):
-        cert = ca.issue_listener_cert(key.public_key(), names, WEB_CN)
-        write_atomic(crt_path, cert_to_pem(cert), mode=0o644)
-    return crt_path, key_path
+    if cert is not None and ca.listener_cert_usable(cert, key, names):
+        return crt_path, key_path, False
+    cert = ca.issue_listener_cert(key.public_key(), names, WEB_CN, WEB_LIFETIME)
+    write_atomic(crt_path, cert_to_pem(cert), mode=0o644)
+    return crt_path, key_path, True

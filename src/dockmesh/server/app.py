@@ -131,6 +131,7 @@ class Server:
         self._runners: list[web.AppRunner] = []
         self.http_port = config.http_port
         self.agent_port = config.agent_port
+        self._refresher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         share_tls_read_buffer()
@@ -182,6 +183,8 @@ class Server:
         )
         if tls:
             log.info("UI certificate %s, key pin %s", tls.cert_path, tls.served.pin)
+            if not tls.operator:
+                self._refresher = asyncio.create_task(tls.keep_fresh())
         if self.config.plain_http_exposed:
             log.warning(
                 "the UI/API serves PLAIN HTTP on %s (--insecure-http): passwords, session cookies and "
@@ -190,6 +193,9 @@ class Server:
             )
 
     async def stop(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            self._refresher = None
         if self.context:
             await self.context.gateway.stop()
             await self.context.local.stop()

@@ -6,8 +6,10 @@ every later handshake uses (SIGHUP after the operator renews a certificate: no r
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -34,11 +36,20 @@ class ServedCert:
 class WebTls:
     """The UI listener's SSL context and the pin of the key it presents."""
 
-    def __init__(self, cert_path: Path, key_path: Path, *, operator: bool, host: str) -> None:
+    def __init__(
+        self,
+        cert_path: Path,
+        key_path: Path,
+        *,
+        operator: bool,
+        host: str,
+        reissue: Callable[[], bool] | None = None,
+    ) -> None:
         self.cert_path = cert_path
         self.key_path = key_path
         self.operator = operator
         self._host = host
+        self._reissue = reissue
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.minimum_version = ssl.TLSVersion.TLSv1_2
         self.served = self._load()
@@ -51,6 +62,20 @@ class WebTls:
             log.error("keeping the old UI certificate: cannot load %s: %s", self.cert_path, exc)
             return
         log.info("UI certificate reloaded from %s (pin %s)", self.cert_path, self.served.pin)
+
+    def refresh(self) -> None:
+        """Re-issue a self-issued certificate that nears expiry (same key, so pins hold) and serve it."""
+        if self._reissue is not None and self._reissue():
+            self.reload()
+
+    async def keep_fresh(self, interval: float = 86400.0) -> None:
+        """Daily: a server that runs for a year must not serve an expired certificate."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                self.refresh()
+            except (OSError, ValueError) as exc:
+                log.error("cannot re-issue the UI certificate: %s", exc)
 
     def _load(self) -> ServedCert:
         chain = x509.load_pem_x509_certificates(self.cert_path.read_bytes())
@@ -79,5 +104,8 @@ def web_tls(config: ServerConfig, ca: CertificateAuthority) -> WebTls | None:
     host = urlsplit(config.public_url).hostname or ""
     if config.tls_cert is not None and config.tls_key is not None:
         return WebTls(config.tls_cert, config.tls_key, operator=True, host=host)
-    cert_path, key_path = ensure_web_cert(ca, web_names(config))
-    return WebTls(cert_path, key_path, operator=False, host=host)
+    names = web_names(config)
+    cert_path, key_path, _ = ensure_web_cert(ca, names)
+    return WebTls(
+        cert_path, key_path, operator=False, host=host, reissue=lambda: ensure_web_cert(ca, names)[2]
+    )

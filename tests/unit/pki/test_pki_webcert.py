@@ -24,7 +24,7 @@ def names(cert_path: Path) -> set[str]:
 
 
 def test_cert_carries_the_public_name_the_hostname_and_loopback(ca: CertificateAuthority) -> None:
-    crt, key = ensure_web_cert(ca, ["dockmesh.example.com", "10.1.2.3"])
+    crt, key, _ = ensure_web_cert(ca, ["dockmesh.example.com", "10.1.2.3"])
     got = names(crt)
     assert {"dockmesh.example.com", "localhost", "127.0.0.1", "10.1.2.3"} <= got
     assert socket.gethostname().lower() in got
@@ -40,22 +40,23 @@ def test_cert_carries_the_public_name_the_hostname_and_loopback(ca: CertificateA
 
 def test_key_survives_restarts_and_name_changes(ca_dir: Path) -> None:
     ca = CertificateAuthority.load_or_create(ca_dir)
-    crt, key = ensure_web_cert(ca, ["one.example"])
+    crt, key, issued = ensure_web_cert(ca, ["one.example"])
+    assert issued
     first_pin = spki_pin(load_key(key.read_bytes()).public_key())
     first_cert = crt.read_bytes()
     # Same names after a restart: nothing is re-issued.
     again = CertificateAuthority.load_or_create(ca_dir)
-    ensure_web_cert(again, ["one.example"])
+    assert ensure_web_cert(again, ["one.example"])[2] is False
     assert crt.read_bytes() == first_cert
     # A new name: a new certificate, the same key, so every pin handed out stays valid.
-    ensure_web_cert(again, ["one.example", "two.example"])
+    assert ensure_web_cert(again, ["one.example", "two.example"])[2] is True
     assert crt.read_bytes() != first_cert
     assert "two.example" in names(crt)
     assert spki_pin(x509.load_pem_x509_certificate(crt.read_bytes())) == first_pin
 
 
 def test_cert_near_expiry_is_reissued_on_the_same_key(ca: CertificateAuthority) -> None:
-    crt, key_path = ensure_web_cert(ca, [])
+    crt, key_path, _ = ensure_web_cert(ca, [])
     key = load_key(key_path.read_bytes())
     cert = x509.load_pem_x509_certificate(crt.read_bytes())
     # Replace it with one that lapses in a week: the next start must renew it.
@@ -71,14 +72,19 @@ def test_cert_near_expiry_is_reissued_on_the_same_key(ca: CertificateAuthority) 
     for ext in cert.extensions:
         short = short.add_extension(ext.value, ext.critical)
     crt.write_bytes(cert_to_pem(short.sign(ca._key, cert.signature_hash_algorithm)))  # type: ignore[arg-type]
-    ensure_web_cert(ca, [])
+    assert ensure_web_cert(ca, [])[2] is True
     renewed = x509.load_pem_x509_certificate(crt.read_bytes())
-    assert renewed.not_valid_after_utc - renewed.not_valid_before_utc > timedelta(days=300)
+    # A year or so, below what browsers accept for server certificates.
+    assert (
+        timedelta(days=300)
+        < renewed.not_valid_after_utc - renewed.not_valid_before_utc
+        <= timedelta(days=398)
+    )
     assert renewed.public_key() == key.public_key()
 
 
 def test_a_foreign_or_broken_cert_is_replaced(ca: CertificateAuthority, tmp_path: Path) -> None:
-    crt, _key = ensure_web_cert(ca, [])
+    crt, _key, _ = ensure_web_cert(ca, [])
     crt.write_text("garbage")
     ensure_web_cert(ca, [])
     x509.load_pem_x509_certificate(crt.read_bytes()).verify_directly_issued_by(ca.ca_cert)

@@ -116,3 +116,23 @@ def test_a_missing_operator_certificate_stops_the_start(tmp_path: Path) -> None:
     )
     with pytest.raises(FileNotFoundError, match=r"no\.crt"):
         web_tls(cfg, CertificateAuthority.load_or_create(cfg.pki_dir))
+
+
+def test_a_self_issued_certificate_near_expiry_is_renewed_in_place(tmp_path: Path) -> None:
+    from datetime import datetime, timedelta, timezone
+    from unittest import mock
+
+    cfg = config(tmp_path, DOCKMESH_BASE_URL="https://ui.example.com:8080")
+    tls = web_tls(cfg, CertificateAuthority.load_or_create(cfg.pki_dir))
+    assert tls is not None
+    before = tls.cert_path.read_bytes()
+    tls.refresh()  # still fresh: nothing happens
+    assert tls.cert_path.read_bytes() == before
+    # 380 days on (within 30 days of expiry) the daily check re-issues it on the same key.
+    later = datetime.now(timezone.utc) + timedelta(days=380)
+    with mock.patch("dockmesh.pki.ca._now", return_value=later):
+        tls.refresh()
+    assert tls.cert_path.read_bytes() != before
+    assert handshake_pin(tls) == tls.served.pin
+    renewed = x509.load_pem_x509_certificate(tls.cert_path.read_bytes())
+    assert renewed.not_valid_after_utc > later
