@@ -54,8 +54,10 @@ class _Impostor(http.server.BaseHTTPRequestHandler):
     """Answers every GET with a script that leaves a marker: what a man in the middle would send."""
 
     marker = Path("/nonexistent")
+    seen: list[str] = []
 
     def do_GET(self) -> None:
+        self.seen.append(self.path)
         body = f"#!/bin/bash\ntouch {self.marker}\n".encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
@@ -67,12 +69,15 @@ class _Impostor(http.server.BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def impostor(port: int, marker: Path, pki: Path) -> Iterator[str]:
-    """An HTTPS server on 127.0.0.1:port with a certificate of its own (a different key); yields its pin."""
+def impostor(port: int, marker: Path, pki: Path, seen: list[str]) -> Iterator[str]:
+    """An HTTPS server on 127.0.0.1:port with a certificate of its own (a different key); yields its pin.
+
+    The paths it was asked for land in ``seen``.
+    """
     crt, key, _ = ensure_web_cert(CertificateAuthority.load_or_create(pki), [])
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(crt, key)
-    handler = type("Handler", (_Impostor,), {"marker": marker})
+    handler = type("Handler", (_Impostor,), {"marker": marker, "seen": seen})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
     server.socket = ctx.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -104,16 +109,19 @@ def test_the_one_liner_refuses_a_server_whose_key_does_not_match_the_pin(
     server.stop()
     marker = scratch / "pwned"
     # Someone else now answers at the server's address, with another key but a certificate for the name.
-    with impostor(port, marker, scratch / "impostor-pki") as impostor_pin:
+    seen: list[str] = []
+    with impostor(port, marker, scratch / "impostor-pki", seen) as impostor_pin:
         result = shell(command, scratch)
         assert result.returncode == 90, result.stderr  # curl: SSL public key does not match pinned key
         assert not marker.exists()  # the script never ran: nothing at all was executed
         assert not (scratch / "prefix").exists()  # and nothing was installed
+        assert seen == []  # curl hung up before sending the request: the token never reached it
         # Control: the same command pinned to the impostor's key runs its script. --insecure accepted the
         # impostor's chain; only the pin stood between it and a root shell.
         hijacked = shell(command.replace(server_pin_of(command), impostor_pin), scratch)
         assert hijacked.returncode == 0, hijacked.stderr
         assert marker.exists()
+        assert len(seen) == 1
 
 
 def server_pin_of(command: str) -> str:
@@ -226,3 +234,28 @@ def test_an_operator_certificate_means_https_even_on_loopback_and_reloads_on_sig
         urllib.request.urlopen(
             f"{server.url}/api/v1/health", timeout=10, context=ssl.create_default_context()
         )
+
+
+def test_websocket_origin_is_checked_against_the_public_url_behind_a_proxy(
+    server_factory: Callable[..., ServerProc],
+) -> None:
+    # A TLS-terminating proxy in front: the listener is loopback HTTP, users know it as the public URL.
+    server = server_factory(args=["--public-url", "https://dockmesh.example.test"])
+    token = server.api.token
+
+    def status(origin: str) -> int:
+        req = urllib.request.Request(
+            f"{server.url}/api/v1/hosts/nope/containers/c/stats",
+            headers={"Authorization": f"Bearer {token}", "Origin": origin},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return int(resp.status)
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    # The public origin passes the check (and the unknown host is then a 404) ...
+    assert status("https://dockmesh.example.test") == 404
+    # ... while the origin that merely matches the Host header (the backend address) is refused.
+    assert status(server.url) == 403
+    assert status("https://evil.example") == 403
