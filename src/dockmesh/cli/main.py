@@ -38,6 +38,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         asyncio.run(Server(config).run_forever())
+    except ConfigError as exc:
+        print(f"dockmesh: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"dockmesh: cannot start: {exc}", file=sys.stderr)
         return 1

@@ -20,7 +20,7 @@ from dockmesh.pki.ca import CertificateAuthority
 from dockmesh.pki.spki import spki_pin
 from dockmesh.pki.trust import publicly_trusted
 from dockmesh.pki.webcert import ensure_web_cert
-from dockmesh.server.config import ServerConfig
+from dockmesh.server.config import ConfigError, ServerConfig
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,10 @@ def web_tls(config: ServerConfig, ca: CertificateAuthority) -> WebTls | None:
         return None
     host = urlsplit(config.public_url).hostname or ""
     if config.tls_cert is not None and config.tls_key is not None:
-        return WebTls(config.tls_cert, config.tls_key, operator=True, host=host)
+        try:
+            return WebTls(config.tls_cert, config.tls_key, operator=True, host=host)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            raise ConfigError(f"--tls-cert/--tls-key: cannot load {config.tls_cert}: {exc}") from None
     names = web_names(config)
     cert_path, key_path, _ = ensure_web_cert(ca, names)
     return WebTls(

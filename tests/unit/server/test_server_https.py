@@ -13,7 +13,7 @@ from dockmesh.pki.ca import CertificateAuthority
 from dockmesh.pki.identity import cert_to_pem
 from dockmesh.pki.keys import generate_key, key_to_pem
 from dockmesh.pki.spki import spki_pin
-from dockmesh.server.config import ServerConfig
+from dockmesh.server.config import ConfigError, ServerConfig
 from dockmesh.server.https import WebTls, web_names, web_tls
 
 
@@ -114,7 +114,12 @@ def test_a_missing_operator_certificate_stops_the_start(tmp_path: Path) -> None:
     cfg = config(
         tmp_path, DOCKMESH_TLS_CERT=str(tmp_path / "no.crt"), DOCKMESH_TLS_KEY=str(tmp_path / "no.key")
     )
-    with pytest.raises(FileNotFoundError, match=r"no\.crt"):
+    with pytest.raises(ConfigError, match=r"--tls-cert/--tls-key: cannot load .*no\.crt"):
+        web_tls(cfg, CertificateAuthority.load_or_create(cfg.pki_dir))
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate")
+    cfg = config(tmp_path, DOCKMESH_TLS_CERT=str(garbage), DOCKMESH_TLS_KEY=str(garbage))
+    with pytest.raises(ConfigError, match="garbage"):
         web_tls(cfg, CertificateAuthority.load_or_create(cfg.pki_dir))
 
 
