@@ -96,7 +96,10 @@ def get_record(c: ServerContext, agent_id: str) -> AgentRecord:
         "properties": {"name": {"type": "string", "maxLength": 64}},
         "required": ["name"],
     },
-    responses={201: "the agent with token and install command (shown once)"},
+    responses={
+        201: "the agent with token and install_command (shown once; pinned to the UI key when this server "
+        "serves HTTPS: https_pin), install_command_plain when the certificate is publicly trusted"
+    },
 )
 async def create_agent(request: web.Request) -> web.Response:
     user = require_admin(request)
@@ -148,7 +151,7 @@ async def revoke(c: ServerContext, record: AgentRecord, username: str) -> None:
     "POST",
     "/api/v1/agents/{id}/rotate-token",
     summary="Issue a new enrolment token; the old certificate stops working",
-    responses={200: "token, expiry, install command"},
+    responses={200: "token, expiry, install_command, install_command_plain, https_pin"},
 )
 async def rotate_token(request: web.Request) -> web.Response:
     user = require_admin(request)
