@@ -16,7 +16,7 @@ from typing import Any
 
 from dockmesh.cli.client import CliError, api, load_login, login_pin, urlopen
 from dockmesh.cli.table import table
-from dockmesh.cli.tls import aiohttp_ssl
+from dockmesh.cli.tls import PinMismatch, aiohttp_ssl
 
 COLUMNS: dict[str, list[tuple[str, str]]] = {
     "containers": [
@@ -119,7 +119,12 @@ async def _exec(args: argparse.Namespace) -> int:
         f"/api/v1/hosts/{_q(args.host)}/containers/{_q(args.container)}/exec?{urllib.parse.urlencode(query)}"
     )
     code = 1
-    tls = aiohttp_ssl(url, login_pin()) if url.startswith("https://") else True
+    try:
+        tls = aiohttp_ssl(url, login_pin()) if url.startswith("https://") else True
+    except PinMismatch as exc:
+        raise CliError(f"{exc.args[0]}: check the pin, or log in again with the right --pin") from None
+    except OSError as exc:
+        raise CliError(f"cannot reach {url}: {exc}") from None
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
         try:
             ws = await http.ws_connect(ws_url, ssl=tls)
