@@ -43,7 +43,7 @@ SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
 
 def login_token(server: ServerProc) -> str:
     """A fresh API token (the session cookie holds one), so a test's logout ends only its own."""
-    status, body = Api(server.url).call(
+    status, body = Api(server.url, context=server.ssl_context()).call(
         "POST", "/api/v1/auth/login", {"username": "admin", "password": ADMIN_PASSWORD}
     )
     assert status == 200, body
@@ -189,7 +189,13 @@ def new_context(
     viewport: dict[str, int] | None = None,
     login: bool = True,
 ) -> BrowserContext:
-    context = browser.new_context(viewport=viewport or DESKTOP, base_url=server.url)  # type: ignore[arg-type]
+    # A server on HTTPS uses its own CA, which chromium does not know: the test accepts its certificate the
+    # way a user would once (the pinned install command and the CLI verify the key themselves).
+    context = browser.new_context(
+        viewport=viewport or DESKTOP,  # type: ignore[arg-type]
+        base_url=server.url,
+        ignore_https_errors=server.https,
+    )
     context.on("page", console.attach)
     if login:
         context.add_cookies(
@@ -200,6 +206,7 @@ def new_context(
                     "url": server.url,
                     "httpOnly": True,
                     "sameSite": "Strict",
+                    "secure": server.https,
                 }
             ]
         )

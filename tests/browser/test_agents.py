@@ -135,3 +135,42 @@ def test_agent_detail_revoke_then_rotate_and_re_enrol(page: Page, ui: Ui) -> Non
     again.stop()
     wait_for(lambda: ui.server.api.agent(agent.agent_id)["status"] == "offline", 10)
     ui.server.api.post(f"/api/v1/agents/{agent.agent_id}/revoke")  # leave no offline host behind
+
+
+PINNED = re.compile(
+    r'curl -fsSL --insecure --pinnedpubkey "(?P<pin>sha256//[A-Za-z0-9+/=]{44})" '
+    r'"(?P<url>https://[^"/]+)/install/agent\.sh\?token=(?P<token>[A-Za-z0-9_.-]+)" \| sudo bash'
+)
+
+
+def test_on_https_the_page_shows_the_pinned_command_the_api_gives(
+    make_context: Callable[..., BrowserContext], server_factory: Callable[..., ServerProc]
+) -> None:
+    secure = server_factory(https=True, bind="0.0.0.0")  # bound wide; only 127.0.0.1 is dialled
+    page = make_context(server=secure).new_page()
+    page.goto("/agents/new")
+    page.locator("input[name=name]").fill("pinned")
+    page.get_by_role("button", name="Create agent").click()
+    command = page.locator("#install-command").inner_text().strip()
+    match = PINNED.fullmatch(command)
+    assert match, command
+    assert match["url"] == secure.url
+    # Byte for byte what the API answers for the same token (the CLI prints the API's field).
+    rotated = secure.api.post(
+        f"/api/v1/agents/{secure.api.get('/api/v1/agents')['items'][0]['id']}/rotate-token"
+    )
+    assert rotated["install_command"] == command.replace(match["token"], rotated["token"])
+    assert match["pin"] == rotated["https_pin"]
+    expect(page.locator("#https-pin")).to_have_text(match["pin"])
+    expect(page.locator("#install-command-plain")).to_have_count(0)  # our CA is not publicly trusted
+    expect(page.locator("#insecure-http")).to_have_count(0)
+
+
+def test_plain_http_on_the_network_shows_a_banner_on_every_page(
+    make_context: Callable[..., BrowserContext], server_factory: Callable[..., ServerProc]
+) -> None:
+    exposed = server_factory(bind="0.0.0.0", args=["--insecure-http"])  # only 127.0.0.1 is dialled
+    page = make_context(server=exposed).new_page()
+    for path in ("/", "/agents", "/hosts", "/login"):
+        page.goto(path)
+        expect(page.locator("#insecure-http")).to_contain_text("--insecure-http")

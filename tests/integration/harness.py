@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +18,10 @@ ADMIN_PASSWORD = "test-admin-password"
 
 
 class Api:
-    def __init__(self, base: str, token: str | None = None) -> None:
+    def __init__(self, base: str, token: str | None = None, context: ssl.SSLContext | None = None) -> None:
         self.base = base
         self.token = token
+        self.context = context
 
     def call(self, method: str, path: str, body: Any = None, raw: bool = False) -> tuple[int, Any]:
         data = json.dumps(body).encode() if body is not None else None
@@ -27,7 +30,7 @@ class Api:
         if self.token:
             req.add_header("Authorization", f"Bearer {self.token}")
         try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
+            with urllib.request.urlopen(req, timeout=30, context=self.context) as resp:
                 status, payload = resp.status, resp.read()
         except urllib.error.HTTPError as exc:
             status, payload = exc.code, exc.read()
@@ -56,14 +59,32 @@ class Api:
 
 
 class ServerProc:
-    """`dockmesh serve` on fixed loopback ports, so a restarted server is found again by its agents."""
+    """`dockmesh serve` on fixed loopback ports, so a restarted server is found again by its agents.
+
+    By default the UI listener binds 127.0.0.1 and so serves plain HTTP. ``https=True`` serves HTTPS: with
+    the server's self-issued certificate when bound to all interfaces (``bind="0.0.0.0"``; tests still only
+    connect to 127.0.0.1), or with an operator certificate passed in ``args``. ``cafile`` is what the
+    test client trusts (default: the server's own CA).
+    """
 
     def __init__(
-        self, base: Path, *, env: dict[str, str] | None = None, docker_host: str | None = None
+        self,
+        base: Path,
+        *,
+        env: dict[str, str] | None = None,
+        docker_host: str | None = None,
+        https: bool = False,
+        bind: str = "127.0.0.1",
+        args: Sequence[str] = (),
+        cafile: Path | None = None,
     ) -> None:
         self.base = base
+        self.https = https
+        self.bind = bind
+        self.args = list(args)
+        self.cafile = cafile
         self.data_dir = base / "data"
-        self.http_port = free_port()
+        self.http_port = free_port(bind)
         self.agent_port = free_port()
         self.extra_env = env or {}
         self.docker_host = docker_host
@@ -73,7 +94,17 @@ class ServerProc:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        return f"{'https' if self.https else 'http'}://127.0.0.1:{self.http_port}"
+
+    @property
+    def ca_path(self) -> Path:
+        return self.data_dir / "pki" / "ca.crt"
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """A client context that verifies the UI listener (chain and name), or None for plain HTTP."""
+        if not self.https:
+            return None
+        return ssl.create_default_context(cafile=str(self.cafile or self.ca_path))
 
     @property
     def agent_url(self) -> str:
@@ -102,13 +133,14 @@ class ServerProc:
             "--data-dir",
             str(self.data_dir),
             "--http",
-            f"127.0.0.1:{self.http_port}",
+            f"{self.bind}:{self.http_port}",
             "--agent-listen",
             f"127.0.0.1:{self.agent_port}",
             "--public-url",
             self.url,
             "--agent-url",
             self.agent_url,
+            *self.args,
         ]
         self.proc = spawn(argv, env=self.env(), log_path=self.log_path)
         wait_for(self._healthy, 30, message=lambda: f"server did not start:\n{self.log_tail()}")
@@ -119,8 +151,8 @@ class ServerProc:
         if self.proc is not None and not self.proc.alive:
             raise RuntimeError(f"server exited:\n{self.log_tail()}")
         try:
-            status, _ = Api(self.url).call("GET", "/api/v1/health")
-        except OSError:
+            status, _ = Api(self.url, context=self.ssl_context()).call("GET", "/api/v1/health")
+        except OSError:  # not listening yet, or (HTTPS) the CA not written yet
             return False
         return status == 200
 
@@ -144,11 +176,12 @@ class ServerProc:
     @property
     def api(self) -> Api:
         if self._api is None:
-            status, body = Api(self.url).call(
+            context = self.ssl_context()
+            status, body = Api(self.url, context=context).call(
                 "POST", "/api/v1/auth/login", {"username": "admin", "password": ADMIN_PASSWORD}
             )
             assert status == 200, body
-            self._api = Api(self.url, body["token"])
+            self._api = Api(self.url, body["token"], context)
         return self._api
 
     def create_agent(self, name: str) -> dict[str, Any]:

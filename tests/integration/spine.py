@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,10 +18,10 @@ def server_factory() -> Iterator[Callable[..., ServerProc]]:
     made: list[tuple[ServerProc, Path]] = []
 
     def make(
-        env: dict[str, str] | None = None, docker_host: str | None = None, start: bool = True
+        env: dict[str, str] | None = None, docker_host: str | None = None, start: bool = True, **tls: Any
     ) -> ServerProc:
         base = short_tmpdir("s")
-        srv = ServerProc(base, env=env, docker_host=docker_host)
+        srv = ServerProc(base, env=env, docker_host=docker_host, **tls)
         made.append((srv, base))
         return srv.start() if start else srv
 

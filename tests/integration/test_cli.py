@@ -28,8 +28,13 @@ def cli(home: Path, *args: str, stdin: str | None = None) -> subprocess.Complete
 
 
 def test_cli_lists_acts_logs_and_execs(
-    server: ServerProc, agent_factory: Callable[..., AgentProc], fleet: Fleet, tmp_path: Path
+    server_factory: Callable[..., ServerProc],
+    agent_factory: Callable[..., AgentProc],
+    fleet: Fleet,
+    tmp_path: Path,
 ) -> None:
+    # HTTPS with the server's own certificate (bound wide; only 127.0.0.1 is dialled): the CLI pins its key.
+    server = server_factory(https=True, bind="0.0.0.0")
     agent = agent_factory(server, "edge-1", engine=1)
     assert agent.agent_id
     wait_online(server, agent.agent_id)
@@ -52,7 +57,16 @@ def test_cli_lists_acts_logs_and_execs(
     assert "dockmesh login" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
 
-    assert cli(tmp_path, "login", "--url", server.url).returncode == 0
+    # The system roots do not know the server's own CA: verification stays on and says what to do.
+    unpinned = cli(tmp_path, "login", "--url", server.url)
+    assert unpinned.returncode == 1
+    assert "--pin" in unpinned.stderr
+    assert len(unpinned.stderr.strip().splitlines()) == 1
+    pin = server.create_agent("pin-source")["https_pin"]
+    wrong = cli(tmp_path, "login", "--url", server.url, "--pin", "sha256//" + "A" * 43 + "=")
+    assert wrong.returncode == 1
+    assert "does not match the pin" in wrong.stderr
+    assert cli(tmp_path, "login", "--url", server.url, "--pin", pin).returncode == 0
     assert (tmp_path / "dockmesh" / "cli.json").stat().st_mode & 0o777 == 0o600
 
     listing = cli(tmp_path, "containers", "ls", "--host", "all")
@@ -87,3 +101,9 @@ def test_cli_lists_acts_logs_and_execs(
 
     created = cli(tmp_path, "agents", "create", "next-host")
     assert "/install/agent.sh?token=" in created.stdout
+    # The same command the API and the UI show: pinned to the server's key.
+    command = next(line.strip() for line in created.stdout.splitlines() if "/install/agent.sh" in line)
+    assert command.startswith(
+        f'curl -fsSL --insecure --pinnedpubkey "{pin}" "{server.url}/install/agent.sh?token='
+    )
+    assert command.endswith("| sudo bash")

@@ -50,8 +50,10 @@ def run_installer(
 def test_install_command_brings_the_host_online(
     server_factory: Callable[..., ServerProc], agent_artifacts: Path, fleet: Fleet, prefix: Path, mode: str
 ) -> None:
-    server = server_factory(env={"DOCKMESH_ARTIFACT_DIR": str(agent_artifacts)})
+    # HTTPS with the server's own certificate (bound wide; only 127.0.0.1 is dialled): the real one-liner.
+    server = server_factory(env={"DOCKMESH_ARTIFACT_DIR": str(agent_artifacts)}, https=True, bind="0.0.0.0")
     created = server.create_agent(f"installed-{mode}")
+    assert f'--pinnedpubkey "{created["https_pin"]}"' in created["install_command"]
     flags = ["--skip-docker"] + (["--as-root"] if mode == "as-root" else [])
     result = run_installer(created["install_command"], prefix, fleet.engine(0).docker_host, *flags)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -84,7 +86,7 @@ def test_installer_refuses_a_tampered_artifact(
     # A private copy of the artifacts, so tampering does not touch the shared build.
     art = tmp_path / "art"
     shutil.copytree(agent_artifacts, art)
-    server = server_factory(env={"DOCKMESH_ARTIFACT_DIR": str(art)})
+    server = server_factory(env={"DOCKMESH_ARTIFACT_DIR": str(art)}, https=True, bind="0.0.0.0")
     created = server.create_agent("victim")
     status, script = server.api.call("GET", f"/install/agent.sh?token={created['token']}", raw=True)
     assert status == 200

@@ -14,8 +14,9 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from dockmesh.cli.client import CliError, api, load_login
+from dockmesh.cli.client import CliError, api, load_login, login_pin, urlopen
 from dockmesh.cli.table import table
+from dockmesh.cli.tls import PinMismatch, aiohttp_ssl
 
 COLUMNS: dict[str, list[tuple[str, str]]] = {
     "containers": [
@@ -84,7 +85,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
     )
     req.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(req, timeout=None) as resp:  # noqa: S310
+        with urlopen(req, login_pin(), timeout=None) as resp:
             while True:
                 chunk = resp.read1(65536)
                 if not chunk:
@@ -118,9 +119,15 @@ async def _exec(args: argparse.Namespace) -> int:
         f"/api/v1/hosts/{_q(args.host)}/containers/{_q(args.container)}/exec?{urllib.parse.urlencode(query)}"
     )
     code = 1
+    try:
+        tls = aiohttp_ssl(url, login_pin()) if url.startswith("https://") else True
+    except PinMismatch as exc:
+        raise CliError(f"{exc.args[0]}: check the pin, or log in again with the right --pin") from None
+    except OSError as exc:
+        raise CliError(f"cannot reach {url}: {exc}") from None
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
         try:
-            ws = await http.ws_connect(ws_url)
+            ws = await http.ws_connect(ws_url, ssl=tls)
         except aiohttp.WSServerHandshakeError as exc:
             raise CliError(
                 f"exec refused: HTTP {exc.status} (is the host online and the container running?)"

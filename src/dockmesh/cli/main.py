@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dockmesh import __version__
 from dockmesh.cli import fleet
-from dockmesh.cli.client import CliError, api, call, save_login
+from dockmesh.cli.client import CliError, api, call, checked_pin, save_login
 from dockmesh.cli.table import table
 from dockmesh.server.config import ConfigError, ServerConfig
 
@@ -28,6 +28,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             agent_listen=args.agent_listen,
             public_url=args.public_url,
             agent_url=args.agent_url,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            insecure_http=args.insecure_http,
         )
     except ConfigError as exc:
         print(f"dockmesh: {exc}", file=sys.stderr)
@@ -35,6 +38,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         asyncio.run(Server(config).run_forever())
+    except ConfigError as exc:
+        print(f"dockmesh: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"dockmesh: cannot start: {exc}", file=sys.stderr)
         return 1
@@ -62,9 +68,13 @@ def cmd_build_agent(args: argparse.Namespace) -> int:
 
 def cmd_login(args: argparse.Namespace) -> int:
     url = args.url.rstrip("/")
+    pin = checked_pin(args.pin)
+    if pin and not url.startswith("https://"):
+        raise CliError("--pin needs an https:// --url")
     password = os.environ.get("DOCKMESH_PASSWORD") or getpass.getpass(f"password for {args.username}: ")
-    result = call("POST", url, "/api/v1/auth/login", body={"username": args.username, "password": password})
-    save_login(url, result["token"])
+    body = {"username": args.username, "password": password}
+    result = call("POST", url, "/api/v1/auth/login", body=body, pin=pin)
+    save_login(url, result["token"], pin)
     print(f"logged in to {url} as {args.username}")
     return 0
 
@@ -88,7 +98,7 @@ def cmd_agents(args: argparse.Namespace) -> int:
     elif args.action == "create":
         result = api("POST", "/api/v1/agents", {"name": args.target})
         print(f"agent {result['id']} created; run this on the host (the token is shown once):\n")
-        print(f"  {result['install_command']}\n")
+        print_install(result)
         manual = f"DOCKMESH_ENROLL_URL={result['enroll_url']} DOCKMESH_TOKEN={result['token']}"
         print(f"or start it by hand:\n  {manual} dockmesh-agent")
     elif args.action == "revoke":
@@ -96,8 +106,15 @@ def cmd_agents(args: argparse.Namespace) -> int:
         print(f"agent {result['id']} revoked")
     elif args.action == "rotate-token":
         result = api("POST", f"/api/v1/agents/{args.target}/rotate-token")
-        print(result["install_command"])
+        print_install(result)
     return 0
+
+
+def print_install(result: dict[str, str | None]) -> None:
+    """The install command exactly as the API and the UI show it, and the plain form when offered."""
+    print(f"  {result['install_command']}\n")
+    if result.get("install_command_plain"):
+        print(f"or, as the certificate is publicly trusted:\n  {result['install_command_plain']}\n")
 
 
 def cmd_hosts(args: argparse.Namespace) -> int:
@@ -137,13 +154,23 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--agent-listen", help="HOST:PORT for agents (default :8443)")
     s.add_argument("--public-url", help="URL users and installers reach the HTTP port at")
     s.add_argument("--agent-url", help="https:// URL agents dial")
+    s.add_argument("--tls-cert", help="PEM certificate (chain) for the UI/API listener; reloaded on SIGHUP")
+    s.add_argument("--tls-key", help="PEM private key for --tls-cert")
+    s.add_argument(
+        "--insecure-http",
+        action="store_true",
+        help="serve the UI/API as plain HTTP (default: HTTPS unless bound to loopback only)",
+    )
     s.set_defaults(func=cmd_serve)
     b = sub.add_parser("build-agent", help="build the agent artifact (pex) for this architecture")
     b.add_argument("--out", default="./data/artifacts")
     b.set_defaults(func=cmd_build_agent)
     lg = sub.add_parser("login", help="log in to a server")
-    lg.add_argument("--url", default="http://127.0.0.1:8080")
+    lg.add_argument("--url", default="https://127.0.0.1:8080")
     lg.add_argument("--username", default="admin")
+    lg.add_argument(
+        "--pin", help="the server's key pin (sha256//…), for a server with its own certificate; saved"
+    )
     lg.set_defaults(func=cmd_login)
     a = sub.add_parser("agents", help="list, create, revoke agents")
     a.add_argument("action", choices=["ls", "create", "revoke", "rotate-token"])

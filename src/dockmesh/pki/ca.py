@@ -129,6 +129,11 @@ class CertificateAuthority:
         return self._sha256
 
     @property
+    def directory(self) -> Path:
+        """The directory holding the CA and the certificates it issued for this server."""
+        return self._directory
+
+    @property
     def ca_cert_path(self) -> Path:
         """Path of the CA certificate PEM."""
         return self._directory / _CA_CRT
@@ -170,13 +175,29 @@ class CertificateAuthority:
     def _aki(self) -> x509.AuthorityKeyIdentifier:
         return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(_ski(self._cert))
 
+    def issue_listener_cert(
+        self,
+        public_key: ec.EllipticCurvePublicKey,
+        names: Sequence[str],
+        common_name: str,
+        lifetime: timedelta = SERVER_LIFETIME,
+    ) -> x509.Certificate:
+        """A serverAuth certificate for ``public_key``, valid for the default names plus ``names``."""
+        return self._issue_server_cert(public_key, _wanted_sans(names), common_name, lifetime)
+
+    def listener_cert_usable(
+        self, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey, names: Sequence[str]
+    ) -> bool:
+        """Whether ``cert`` is ours, matches ``key``, covers the names and is not about to expire."""
+        return _usable(cert, key, self._cert, _wanted_sans(names))
+
     def _ensure_server_cert(self, sans: Sequence[str]) -> None:
         """Keep the listener cert if still good for this CA and SAN set, else re-issue it."""
         wanted = _wanted_sans(sans)
         if self._server_cert_usable(wanted):
             return
         key = generate_key()
-        cert = self._issue_server_cert(key, wanted)
+        cert = self._issue_server_cert(key.public_key(), wanted, SERVER_CN)
         # Key first: a crash in between leaves a mismatched pair, which the next start re-issues.
         write_atomic(self.server_key_path, key_to_pem(key), mode=0o600)
         write_atomic(self.server_cert_path, cert_to_pem(cert), mode=0o644)
@@ -187,42 +208,59 @@ class CertificateAuthority:
         try:
             cert = x509.load_pem_x509_certificate(self.server_cert_path.read_bytes())
             key = load_key(self.server_key_path.read_bytes())
-            cert.verify_directly_issued_by(self._cert)
-            present = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        except (ValueError, TypeError, InvalidSignature, x509.ExtensionNotFound, OSError):
-            # Anything unreadable or foreign is simply replaced; it is derived state.
+        except (ValueError, TypeError, OSError):
+            # Anything unreadable is simply replaced; it is derived state.
             return False
-        if key.public_key() != cert.public_key():
-            return False
-        if cert.not_valid_after_utc - _now() < SERVER_RENEW_BEFORE:
-            return False
-        have = {
-            _parse_san(name.value) if isinstance(name, x509.DNSName) else name
-            for name in present
-            if isinstance(name, (x509.DNSName, x509.IPAddress))
-        }
-        return all(name in have for name in wanted)
+        return _usable(cert, key, self._cert, wanted)
 
     def _issue_server_cert(
-        self, key: ec.EllipticCurvePrivateKey, sans: Sequence[_SanName]
+        self,
+        public_key: ec.EllipticCurvePublicKey,
+        sans: Sequence[_SanName],
+        common_name: str,
+        lifetime: timedelta = SERVER_LIFETIME,
     ) -> x509.Certificate:
         now = _now()
         return (
             x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, SERVER_CN)]))
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
             .issuer_name(self._cert.subject)
-            .public_key(key.public_key())
+            .public_key(public_key)
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - CLOCK_SKEW)
-            .not_valid_after(now + SERVER_LIFETIME)
+            .not_valid_after(now + lifetime)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_key_usage(digital_signature=True), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
             .add_extension(self._aki(), critical=False)
             .sign(self._key, hashes.SHA256())
         )
+
+
+def _usable(
+    cert: x509.Certificate,
+    key: ec.EllipticCurvePrivateKey,
+    ca_cert: x509.Certificate,
+    wanted: Sequence[_SanName],
+) -> bool:
+    """A listener cert is kept only if ours, for this key, still well within its life, for every name."""
+    try:
+        cert.verify_directly_issued_by(ca_cert)
+        present = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (ValueError, TypeError, InvalidSignature, x509.ExtensionNotFound):
+        return False
+    if key.public_key() != cert.public_key():
+        return False
+    if cert.not_valid_after_utc - _now() < SERVER_RENEW_BEFORE:
+        return False
+    have = {
+        _parse_san(name.value) if isinstance(name, x509.DNSName) else name
+        for name in present
+        if isinstance(name, (x509.DNSName, x509.IPAddress))
+    }
+    return all(name in have for name in wanted)
 
 
 def _key_usage(*, digital_signature: bool = False, cert_sign: bool = False) -> x509.KeyUsage:

@@ -25,6 +25,7 @@ from dockmesh.server.context import CONTEXT, ServerContext
 from dockmesh.server.directory import HostDirectory
 from dockmesh.server.errors import error_middleware
 from dockmesh.server.gateway import Gateway
+from dockmesh.server.https import web_tls
 from dockmesh.server.listener import routes as listener_routes
 from dockmesh.server.localhost import LocalHost
 from dockmesh.server.looplag import LoopLag
@@ -97,6 +98,7 @@ def build_context(config: ServerConfig, clock: Callable[[], float] = time.time) 
         local=local,
         directory=HostDirectory(agent_store, gateway, local),
         loop_lag=LoopLag(),
+        web_tls=web_tls(config, ca),
     )
 
 
@@ -129,6 +131,7 @@ class Server:
         self._runners: list[web.AppRunner] = []
         self.http_port = config.http_port
         self.agent_port = config.agent_port
+        self._refresher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         share_tls_read_buffer()
@@ -145,7 +148,13 @@ class Server:
         for runner in (http_runner, agent_runner):
             await runner.setup()
             self._runners.append(runner)
-        http_site = web.TCPSite(http_runner, self.config.http_host, self.config.http_port)
+        tls = context.web_tls
+        http_site = web.TCPSite(
+            http_runner,
+            self.config.http_host,
+            self.config.http_port,
+            ssl_context=tls.context if tls else None,
+        )
         agent_site = web.TCPSite(
             agent_runner,
             self.config.agent_host,
@@ -164,15 +173,29 @@ class Server:
             # An explicit DOCKMESH_ARTIFACT_DIR means the operator ships the builds.
             context.artifacts.start_build_if_missing()
         log.info(
-            "dockmesh serving http on %s:%s, agents on %s:%s (CA sha256 %s)",
+            "dockmesh serving %s on %s:%s, agents on %s:%s (CA sha256 %s)",
+            "https" if tls else "http",
             self.config.http_host,
             self.http_port,
             self.config.agent_host,
             self.agent_port,
             context.ca.ca_sha256,
         )
+        if tls:
+            log.info("UI certificate %s, key pin %s", tls.cert_path, tls.served.pin)
+            if not tls.operator:
+                self._refresher = asyncio.create_task(tls.keep_fresh())
+        if self.config.plain_http_exposed:
+            log.warning(
+                "the UI/API serves PLAIN HTTP on %s (--insecure-http): passwords, session cookies and "
+                "install scripts cross the network unprotected; drop --insecure-http to serve HTTPS",
+                self.config.http_host,
+            )
 
     async def stop(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            self._refresher = None
         if self.context:
             await self.context.gateway.stop()
             await self.context.local.stop()
@@ -189,6 +212,10 @@ class Server:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        tls = self.context.web_tls if self.context else None
+        if tls is not None:
+            # The operator renews the certificate files, then sends SIGHUP: new handshakes use the new pair.
+            loop.add_signal_handler(signal.SIGHUP, tls.reload)
         try:
             await stop.wait()
         finally:

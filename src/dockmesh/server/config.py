@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -39,6 +40,28 @@ def parse_duration(value: str, what: str) -> float:
     return seconds
 
 
+def loopback_only(host: str) -> bool:
+    """Whether a listener bound to ``host`` is reachable from this machine only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name could resolve to anything
+
+
+def serves_https(*, operator_cert: bool, insecure_http: bool, http_host: str) -> bool:
+    """The UI/API listener speaks TLS unless told not to or bound to loopback only (design §6).
+
+    An operator certificate always means TLS, even on loopback: the operator asked for it.
+    """
+    return operator_cert or not (insecure_http or loopback_only(http_host))
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     data_dir: Path
@@ -56,6 +79,9 @@ class ServerConfig:
     token_ttl: float = 3600
     heartbeat_interval: float = 10.0
     renew_grace: float = 300.0
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    insecure_http: bool = False
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -65,6 +91,19 @@ class ServerConfig:
     @property
     def pki_dir(self) -> Path:
         return self.data_dir / "pki"
+
+    @property
+    def https(self) -> bool:
+        return serves_https(
+            operator_cert=self.tls_cert is not None,
+            insecure_http=self.insecure_http,
+            http_host=self.http_host,
+        )
+
+    @property
+    def plain_http_exposed(self) -> bool:
+        """Plain HTTP that other machines can reach: passwords and install scripts travel in clear."""
+        return not self.https and not loopback_only(self.http_host)
 
     @classmethod
     def from_env(
@@ -76,6 +115,9 @@ class ServerConfig:
         agent_listen: str | None = None,
         public_url: str | None = None,
         agent_url: str | None = None,
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
+        insecure_http: bool = False,
     ) -> ServerConfig:
         env = os.environ if env is None else env
         directory = Path(data_dir or env.get("DOCKMESH_DATA_DIR") or "./data").resolve()
@@ -83,8 +125,17 @@ class ServerConfig:
         agent_host, agent_port = parse_addr(
             agent_listen or env.get("DOCKMESH_AGENT_ADDR") or ":8443", "--agent-listen"
         )
+        cert = tls_cert or env.get("DOCKMESH_TLS_CERT") or None
+        key = tls_key or env.get("DOCKMESH_TLS_KEY") or None
+        if bool(cert) != bool(key):
+            raise ConfigError("--tls-cert and --tls-key go together: give both, or neither")
+        insecure = insecure_http or _flag(env.get("DOCKMESH_INSECURE_HTTP"))
+        if cert and insecure:
+            raise ConfigError("--insecure-http contradicts --tls-cert: drop one of them")
+        https = serves_https(operator_cert=bool(cert), insecure_http=insecure, http_host=http_host)
         name = socket.gethostname()
-        base = (public_url or env.get("DOCKMESH_BASE_URL") or f"http://{name}:{http_port}").rstrip("/")
+        scheme = "https" if https else "http"
+        base = (public_url or env.get("DOCKMESH_BASE_URL") or f"{scheme}://{name}:{http_port}").rstrip("/")
         agent = (agent_url or env.get("DOCKMESH_AGENT_URL") or f"https://{name}:{agent_port}").rstrip("/")
         for label, url in (("--public-url", base), ("--agent-url", agent)):
             # These URLs end up in install commands users paste into a root shell: no surprises allowed.
@@ -92,6 +143,11 @@ class ServerConfig:
                 raise ConfigError(f"{label} must be a plain http(s)://host[:port][/path] URL (got {url!r})")
         if not agent.startswith("https://"):
             raise ConfigError("--agent-url must be https:// (agents only speak mTLS)")
+        if https and not base.startswith("https://"):
+            raise ConfigError(
+                f"--public-url must be https:// because the UI listener serves HTTPS (got {base!r}); "
+                "pass --insecure-http to serve plain HTTP"
+            )
         sans = tuple(s.strip() for s in env.get("DOCKMESH_AGENT_SANS", "").split(",") if s.strip())
         artifact = env.get("DOCKMESH_ARTIFACT_DIR")
         return cls(
@@ -111,4 +167,7 @@ class ServerConfig:
             heartbeat_interval=parse_duration(
                 env.get("DOCKMESH_HEARTBEAT_INTERVAL", "10s"), "DOCKMESH_HEARTBEAT_INTERVAL"
             ),
+            tls_cert=Path(cert).resolve() if cert else None,
+            tls_key=Path(key).resolve() if key else None,
+            insecure_http=insecure,
         )

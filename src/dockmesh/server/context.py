@@ -13,6 +13,7 @@ from dockmesh.server.artifact import Artifacts
 from dockmesh.server.config import ServerConfig
 from dockmesh.server.directory import HostDirectory
 from dockmesh.server.gateway import Gateway
+from dockmesh.server.https import WebTls
 from dockmesh.server.localhost import LocalHost
 from dockmesh.server.looplag import LoopLag
 from dockmesh.server.tokens import FailureLimiter
@@ -38,6 +39,7 @@ class ServerContext:
     local: LocalHost
     directory: HostDirectory
     loop_lag: LoopLag
+    web_tls: WebTls | None = None  # None: the UI listener serves plain HTTP
 
 
 CONTEXT = web.AppKey("dockmesh_context", ServerContext)

@@ -88,7 +88,7 @@ def test_defaults_from_an_empty_environment(tmp_path: Path) -> None:
     assert cfg.data_dir == tmp_path.resolve()
     assert (cfg.http_host, cfg.http_port) == ("0.0.0.0", 8080)
     assert (cfg.agent_host, cfg.agent_port) == ("0.0.0.0", 8443)
-    assert cfg.public_url == f"http://{host}:8080"
+    assert cfg.public_url == f"https://{host}:8080"  # HTTPS by default: the listener is not loopback-only
     assert cfg.agent_url == f"https://{host}:8443"
     assert cfg.admin_password is None
     assert cfg.agent_sans == ()
@@ -184,3 +184,72 @@ def test_bad_duration(tmp_path: Path, var: str, value: str) -> None:
 
 def test_config_error_is_a_value_error() -> None:
     assert issubclass(ConfigError, ValueError)
+
+
+# --- HTTPS or plain HTTP -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "https", "exposed"),
+    [
+        ({}, True, False),  # all interfaces: HTTPS by default
+        ({"DOCKMESH_HTTP_ADDR": "10.0.0.5:8080"}, True, False),
+        ({"DOCKMESH_HTTP_ADDR": "ui.example.com:8080"}, True, False),  # a name may resolve anywhere
+        ({"DOCKMESH_HTTP_ADDR": "127.0.0.1:8080"}, False, False),  # loopback only: plain HTTP is fine
+        ({"DOCKMESH_HTTP_ADDR": "127.0.0.9:8080"}, False, False),
+        ({"DOCKMESH_HTTP_ADDR": "[::1]:8080"}, False, False),
+        ({"DOCKMESH_HTTP_ADDR": "localhost:8080"}, False, False),
+        ({"DOCKMESH_INSECURE_HTTP": "1"}, False, True),  # asked for, on the network: warn
+        ({"DOCKMESH_INSECURE_HTTP": "0"}, True, False),
+        ({"DOCKMESH_INSECURE_HTTP": "1", "DOCKMESH_HTTP_ADDR": "127.0.0.1:80"}, False, False),
+        (
+            {
+                "DOCKMESH_HTTP_ADDR": "127.0.0.1:8080",
+                "DOCKMESH_TLS_CERT": "/etc/ui.crt",
+                "DOCKMESH_TLS_KEY": "/etc/ui.key",
+                "DOCKMESH_BASE_URL": "https://ui.example.com",
+            },
+            True,  # an operator certificate means HTTPS, even on loopback
+            False,
+        ),
+    ],
+)
+def test_https_unless_insecure_or_loopback_only(
+    tmp_path: Path, env: dict[str, str], https: bool, exposed: bool
+) -> None:
+    cfg = config(tmp_path, **env)
+    assert cfg.https is https
+    assert cfg.plain_http_exposed is exposed
+    if "DOCKMESH_BASE_URL" not in env:
+        # The default public URL follows what is actually served.
+        assert cfg.public_url.startswith("https://" if https else "http://")
+
+
+def test_flags_work_like_the_environment(tmp_path: Path) -> None:
+    cfg = ServerConfig.from_env(
+        {"DOCKMESH_DATA_DIR": str(tmp_path)}, tls_cert="ui.crt", tls_key="ui.key", public_url="https://ui"
+    )
+    assert cfg.tls_cert == Path("ui.crt").resolve()
+    assert cfg.tls_key == Path("ui.key").resolve()
+    assert ServerConfig.from_env({"DOCKMESH_DATA_DIR": str(tmp_path)}, insecure_http=True).https is False
+
+
+def test_cert_and_key_go_together(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--tls-cert and --tls-key"):
+        config(tmp_path, DOCKMESH_TLS_CERT="/etc/ui.crt")
+    with pytest.raises(ConfigError, match="--tls-cert and --tls-key"):
+        config(tmp_path, DOCKMESH_TLS_KEY="/etc/ui.key")
+
+
+def test_insecure_http_contradicts_a_certificate(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--insecure-http"):
+        config(tmp_path, DOCKMESH_TLS_CERT="a", DOCKMESH_TLS_KEY="b", DOCKMESH_INSECURE_HTTP="1")
+
+
+def test_an_http_public_url_for_an_https_listener_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--public-url must be https://"):
+        config(tmp_path, DOCKMESH_BASE_URL="http://ui.example.com:8080")
+    # Behind a TLS-terminating proxy, a loopback listener with an https:// public URL is fine.
+    cfg = config(tmp_path, DOCKMESH_HTTP_ADDR="127.0.0.1:8080", DOCKMESH_BASE_URL="https://ui.example.com")
+    assert not cfg.https
+    assert cfg.public_url == "https://ui.example.com"

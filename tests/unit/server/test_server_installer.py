@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import os
 import shlex
+import stat
 import subprocess
 from pathlib import Path
 
@@ -16,6 +19,7 @@ CA_SHA = "ab" * 32
 SHA_X86 = "0123456789abcdef" * 4
 SHA_ARM = "fedcba9876543210" * 4
 TOKEN = make_token(CA_SHA)
+PIN = "sha256//" + base64.b64encode(bytes(range(32))).decode()
 
 
 def artifact(arch: str, sha: str) -> Artifact:
@@ -32,6 +36,7 @@ def make(**overrides: object) -> str:
         "token": TOKEN,
         "ca_sha256": CA_SHA,
         "artifacts": ARTIFACTS,
+        "https_pin": PIN,
     }
     values.update(overrides)
     return render(**values)  # type: ignore[arg-type]
@@ -58,6 +63,7 @@ def test_values_round_trip_through_shell_quoting() -> None:
         "DOCKMESH_TOKEN": TOKEN,
         "DOCKMESH_CA_SHA256": CA_SHA,
         "DOCKMESH_ARTIFACTS": f"x86_64={SHA_X86} aarch64={SHA_ARM}",
+        "DOCKMESH_HTTPS_PIN": PIN,
     }
 
 
@@ -166,6 +172,70 @@ def test_bad_artifact_entry_is_refused(entry: Artifact) -> None:
 
 def test_installer_error_is_a_value_error() -> None:
     assert issubclass(InstallerError, ValueError)
+
+
+def test_pinned_install_command_carries_the_key_pin() -> None:
+    command = install_command("https://dockmesh.example.com:8080", TOKEN, PIN)
+    words = shlex.split(command)
+    assert words[:5] == ["curl", "-fsSL", "--insecure", "--pinnedpubkey", PIN]
+    assert words[5] == f"https://dockmesh.example.com:8080/install/agent.sh?token={TOKEN}"
+    assert words[6:] == ["|", "sudo", "bash"]
+
+
+@pytest.mark.parametrize(
+    ("url", "pin"),
+    [
+        ("http://dockmesh.example.com", PIN),  # a pin means TLS
+        ("https://dockmesh.example.com", "sha256//short"),
+        ("https://dockmesh.example.com", PIN + "'; id; '"),
+        ("https://dockmesh.example.com", PIN.replace("sha256//", "sha1//")),
+        ("https://dockmesh.example.com;id", PIN),
+    ],
+)
+def test_pinned_install_command_refuses_bad_values(url: str, pin: str) -> None:
+    with pytest.raises(InstallerError):
+        install_command(url, TOKEN, pin)
+
+
+def test_a_pinned_script_needs_an_https_server_url() -> None:
+    with pytest.raises(InstallerError, match="https"):
+        make(server_url="http://dockmesh.example.com:8080")
+    assert "DOCKMESH_HTTPS_PIN=''" in make(server_url="http://x:8080", https_pin=None).splitlines()
+
+
+def _fake_curl(tmp_path: Path) -> Path:
+    """A `curl` that records its arguments, so the script's downloads can be inspected."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    curl = bin_dir / "curl"
+    curl.write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$CURL_ARGS"\n')
+    curl.chmod(curl.stat().st_mode | stat.S_IEXEC)
+    return bin_dir
+
+
+def _run_fetch(tmp_path: Path, script: str, url: str) -> subprocess.CompletedProcess[str]:
+    body = script[: script.rindex('main "$@"')] + f'fetch {shlex.quote(url)} "$OUT"\n'
+    env = {
+        "PATH": f"{_fake_curl(tmp_path)}:{os.environ['PATH']}",
+        "CURL_ARGS": str(tmp_path / "args"),
+        "OUT": str(tmp_path / "out"),
+    }
+    return subprocess.run(["bash", "-s"], input=body, env=env, capture_output=True, text=True, timeout=30)
+
+
+def test_the_script_downloads_over_the_pinned_channel(tmp_path: Path) -> None:
+    result = _run_fetch(tmp_path, make(), "https://dockmesh.example.com:8080/install/agent/x86_64")
+    assert result.returncode == 0, result.stderr
+    args = (tmp_path / "args").read_text().splitlines()
+    assert args[args.index("--pinnedpubkey") + 1] == PIN
+    assert "https://dockmesh.example.com:8080/install/agent/x86_64" in args
+
+
+def test_a_pinned_script_refuses_plain_http_downloads(tmp_path: Path) -> None:
+    result = _run_fetch(tmp_path, make(), "http://dockmesh.example.com:8080/install/agent/x86_64")
+    assert result.returncode != 0
+    assert "refusing to download" in result.stderr
+    assert not (tmp_path / "args").exists()  # curl never ran
 
 
 def test_install_command_pipes_the_tokened_script_to_sudo_bash() -> None:

@@ -80,3 +80,20 @@ def test_templates_escape_what_they_show() -> None:
     html = ENV.get_template("_unavailable.html").render(title="<b>x</b>", message="<script>alert(1)</script>")
     assert "<script>" not in html
     assert "&lt;script&gt;" in html
+
+
+@pytest.mark.parametrize(
+    ("env", "secure"),
+    [
+        ({}, True),  # HTTPS by default
+        ({"DOCKMESH_TLS_CERT": "a", "DOCKMESH_TLS_KEY": "b", "DOCKMESH_HTTP_ADDR": "127.0.0.1:1"}, True),
+        ({"DOCKMESH_HTTP_ADDR": "127.0.0.1:1", "DOCKMESH_BASE_URL": "https://proxy.example"}, True),
+        ({"DOCKMESH_HTTP_ADDR": "127.0.0.1:1"}, False),
+        ({"DOCKMESH_INSECURE_HTTP": "1"}, False),
+    ],
+)
+def test_cookies_are_secure_whenever_tls_is_on(tmp_path: Path, env: dict[str, str], secure: bool) -> None:
+    from dockmesh.server.config import ServerConfig
+    from dockmesh.server.web.session import secure_cookies
+
+    assert secure_cookies(ServerConfig.from_env({"DOCKMESH_DATA_DIR": str(tmp_path), **env})) is secure

@@ -61,11 +61,20 @@ def agent_view(c: ServerContext, record: AgentRecord) -> dict[str, Any]:
 
 
 def enrolment(c: ServerContext, token: str, expires_at: float) -> dict[str, Any]:
-    """What a user needs to enrol a host: shown once, never stored in clear."""
+    """What a user needs to enrol a host: shown once, never stored in clear.
+
+    ``install_command`` is pinned to the UI listener's key whenever this server serves TLS itself; the
+    plain ``curl https://…`` form is added only when the system roots verify the operator's certificate.
+    """
+    served = c.web_tls.served if c.web_tls else None
+    pin = served.pin if served else None
+    plain = served is not None and served.publicly_trusted
     return {
         "token": token,
         "token_expires_at": iso(expires_at),
-        "install_command": install_command(c.config.public_url, token),
+        "install_command": install_command(c.config.public_url, token, pin),
+        "install_command_plain": install_command(c.config.public_url, token) if plain else None,
+        "https_pin": pin,
         "enroll_url": c.config.agent_url,
         "ca_sha256": c.ca.ca_sha256,
     }
@@ -87,7 +96,10 @@ def get_record(c: ServerContext, agent_id: str) -> AgentRecord:
         "properties": {"name": {"type": "string", "maxLength": 64}},
         "required": ["name"],
     },
-    responses={201: "the agent with token and install command (shown once)"},
+    responses={
+        201: "the agent with token and install_command (shown once; pinned to the UI key when this server "
+        "serves HTTPS: https_pin), install_command_plain when the certificate is publicly trusted"
+    },
 )
 async def create_agent(request: web.Request) -> web.Response:
     user = require_admin(request)
@@ -139,7 +151,7 @@ async def revoke(c: ServerContext, record: AgentRecord, username: str) -> None:
     "POST",
     "/api/v1/agents/{id}/rotate-token",
     summary="Issue a new enrolment token; the old certificate stops working",
-    responses={200: "token, expiry, install command"},
+    responses={200: "token, expiry, install_command, install_command_plain, https_pin"},
 )
 async def rotate_token(request: web.Request) -> web.Response:
     user = require_admin(request)

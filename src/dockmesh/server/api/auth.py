@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from aiohttp import web
 
 from dockmesh.server.context import ctx
@@ -90,15 +92,31 @@ async def logout(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+def origin_of(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of a URL, default ports filled in; None if it has no usable origin."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return scheme, parts.hostname.lower(), port or (443 if scheme == "https" else 80)
+
+
 def check_origin(request: web.Request) -> None:
-    """Browsers send Origin on WebSocket upgrades; a foreign one is cross-site WebSocket hijacking."""
+    """Browsers send Origin on WebSocket upgrades; a foreign one is cross-site WebSocket hijacking.
+
+    Compared with the configured public URL, not the Host header: behind a reverse proxy Host names the
+    backend, and Host is as much the client's word as Origin is.
+    """
     origin = request.headers.get("Origin")
     if origin is None:
         if request.get("dockmesh_auth") == "cookie":
             # Browsers always send Origin on WebSocket upgrades; a cookie without one is not a page of ours.
             raise ApiError(403, "bad_origin", "WebSocket with a session cookie but no Origin refused")
         return  # not a browser: API clients authenticate with a bearer token
-    from urllib.parse import urlsplit
-
-    if urlsplit(origin).netloc != request.host:
-        raise ApiError(403, "bad_origin", f"WebSocket from origin {origin!r} refused")
+    expected = origin_of(ctx(request).config.public_url)
+    if expected is None or origin_of(origin) != expected:
+        raise ApiError(403, "bad_origin", f"WebSocket from origin {origin[:200]!r} refused")

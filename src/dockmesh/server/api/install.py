@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from dockmesh.host.facts import ARCH_ALIASES
 from dockmesh.server.context import ctx
 from dockmesh.server.errors import ApiError
 from dockmesh.server.installer import render
@@ -11,6 +12,10 @@ from dockmesh.server.routes import RouteTable
 from dockmesh.server.tokens import token_hash, well_formed
 
 routes = RouteTable("install")
+
+# The architectures builds exist for, and the names `uname -m` or Docker give them. Anything else is
+# refused before a path is built from it.
+KNOWN_ARCHES = frozenset({"x86_64", "aarch64", *ARCH_ALIASES})
 
 
 @routes.route(
@@ -40,6 +45,7 @@ async def install_script(request: web.Request) -> web.Response:
         token=token,
         ca_sha256=c.ca.ca_sha256,
         artifacts=artifacts,
+        https_pin=c.web_tls.served.pin if c.web_tls else None,
     )
     return web.Response(text=script, content_type="text/x-shellscript", headers={"Cache-Control": "no-store"})
 
@@ -49,13 +55,12 @@ async def install_script(request: web.Request) -> web.Response:
 )
 async def artifact(request: web.Request) -> web.StreamResponse:
     name = request.match_info["arch"]
-    c = ctx(request)
-    if name.endswith(".sha256"):
-        found = c.artifacts.get(name[: -len(".sha256")])
-        if found is None:
-            raise ApiError(404, "artifact_not_found", f"no agent build for {name[:-7]!r}")
-        return web.Response(text=f"{found.sha256}  {found.path.name}\n")
-    found = c.artifacts.get(name)
+    arch = name.removesuffix(".sha256")
+    if arch not in KNOWN_ARCHES:
+        raise ApiError(404, "artifact_not_found", f"no agent build for {arch[:32]!r}")
+    found = ctx(request).artifacts.get(arch)
     if found is None:
-        raise ApiError(404, "artifact_not_found", f"no agent build for {name!r}")
+        raise ApiError(404, "artifact_not_found", f"no agent build for {arch!r}")
+    if name.endswith(".sha256"):
+        return web.Response(text=f"{found.sha256}  {found.path.name}\n")
     return web.FileResponse(found.path, headers={"X-Checksum-Sha256": found.sha256})

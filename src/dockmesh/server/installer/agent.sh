@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # dockmesh agent installer, generated for one enrolment token by the dockmesh server.
-# Usage: curl -fsSL "<server>/install/agent.sh?token=<token>" | sudo bash -s -- [--as-root] [--skip-docker]
+# Usage: curl -fsSL --insecure --pinnedpubkey "sha256//<pin>" "<server>/install/agent.sh?token=<token>" \
+#          | sudo bash -s -- [--as-root] [--skip-docker]
+# (--pinnedpubkey makes curl refuse any server key but this server's, before it reads a byte of the script.)
 # Everything runs from main(), called on the last line: a truncated download runs nothing.
 set -euo pipefail
 
@@ -9,6 +11,7 @@ DOCKMESH_ENROLL_URL=@@ENROLL_URL@@
 DOCKMESH_TOKEN=@@TOKEN@@
 DOCKMESH_CA_SHA256=@@CA_SHA256@@
 DOCKMESH_ARTIFACTS=@@ARTIFACTS@@
+DOCKMESH_HTTPS_PIN=@@HTTPS_PIN@@
 
 say() { printf 'dockmesh: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -19,6 +22,21 @@ artifact_sha256() {
     if [ "${entry%%=*}" = "$arch" ]; then printf '%s' "${entry#*=}"; return 0; fi
   done
   return 1
+}
+
+# Every download after the script itself goes over the channel the one-liner verified: the same key pin,
+# so the artifact (whose SHA-256 came in this script) cannot be swapped either.
+fetch() {
+  local url=$1 out=$2
+  if [ -n "$DOCKMESH_HTTPS_PIN" ]; then
+    case "$url" in
+      https://*) ;;
+      *) die "refusing to download $url without TLS: this installer is pinned to the server's key" ;;
+    esac
+    curl -fsSL --insecure --pinnedpubkey "$DOCKMESH_HTTPS_PIN" "$url" -o "$out"
+  else
+    curl -fsSL "$url" -o "$out"
+  fi
 }
 
 install_docker() {
@@ -68,7 +86,7 @@ main() {
 
   say "downloading the agent for $arch from $DOCKMESH_SERVER_URL"
   tmp=$(mktemp "$lib/.download.XXXXXX")
-  curl -fsSL "$DOCKMESH_SERVER_URL/install/agent/$arch" -o "$tmp" || { rm -f "$tmp"; die "download failed"; }
+  fetch "$DOCKMESH_SERVER_URL/install/agent/$arch" "$tmp" || { rm -f "$tmp"; die "download failed"; }
   if ! printf '%s  %s\n' "$expected" "$tmp" | sha256sum -c --status -; then
     rm -f "$tmp"
     die "the downloaded agent does not match its SHA-256 ($expected); nothing was installed"

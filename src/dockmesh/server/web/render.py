@@ -196,6 +196,7 @@ def render(
         "csrf": session.csrf if session else "",
         "active": active,
         "now": ctx(request).clock(),
+        "plain_http_exposed": ctx(request).config.plain_http_exposed,
         **context,
     }
     body = ENV.get_template(partial or template).render(values)

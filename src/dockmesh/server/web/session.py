@@ -17,6 +17,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from dockmesh.server.config import ServerConfig
+
 SESSION_COOKIE = "dockmesh_session"
 LOGIN_CSRF_COOKIE = "dockmesh_login_csrf"
 CSRF_HEADER = "X-CSRF-Token"
@@ -58,8 +60,9 @@ def session_token(request: web.Request) -> str | None:
     return request.cookies.get(SESSION_COOKIE) or None
 
 
-def secure_cookies(public_url: str) -> bool:
-    return public_url.startswith("https://")
+def secure_cookies(config: ServerConfig) -> bool:
+    """Secure whenever TLS is on: served by us, or by a proxy in front (the public URL says https)."""
+    return config.https or config.public_url.startswith("https://")
 
 
 def set_session_cookie(response: web.StreamResponse, token: str, *, secure: bool, max_age: int) -> None:

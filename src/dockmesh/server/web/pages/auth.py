@@ -54,7 +54,7 @@ def _login_page(
         no_store=True,
     )
     if fresh:
-        set_login_csrf_cookie(response, value, secure=secure_cookies(ctx(request).config.public_url))
+        set_login_csrf_cookie(response, value, secure=secure_cookies(ctx(request).config))
     return response
 
 
@@ -94,7 +94,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         return again("Wrong username or password.")
     c.audit.add(c.clock(), username, "auth.login", username)
     response = see_other(target)
-    set_session_cookie(response, token, secure=secure_cookies(c.config.public_url), max_age=API_TOKEN_TTL)
+    set_session_cookie(response, token, secure=secure_cookies(c.config), max_age=API_TOKEN_TTL)
     response.del_cookie("dockmesh_login_csrf", path="/login")
     return response
 
@@ -115,5 +115,5 @@ async def logout_submit(request: web.Request) -> web.StreamResponse:
             raise web.HTTPForbidden(text="missing or wrong CSRF token; reload the page")
         c.accounts.logout(token)
     response = see_other("/login")
-    clear_session_cookie(response, secure=secure_cookies(c.config.public_url))
+    clear_session_cookie(response, secure=secure_cookies(c.config))
     return response
