@@ -62,13 +62,25 @@ def _allow(exc: web.HTTPException) -> dict[str, str] | None:
     return {"Allow": allow} if allow else None
 
 
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole body, however many TCP segments it came in; 413 as soon as it passes `limit`."""
+    too_large = ApiError(413, "too_large", f"request body larger than {limit} bytes")
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    # `content.read(n)` returns what has arrived so far, not n bytes: loop until EOF.
+    while chunk := await request.content.read(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def json_body(request: web.Request, limit: int = 1 << 20) -> dict[str, Any]:
     """The request's JSON object, or a 400 that says what is wrong with it."""
-    if request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, "too_large", f"request body larger than {limit} bytes")
-    raw = await request.content.read(limit + 1)
-    if len(raw) > limit:
-        raise ApiError(413, "too_large", f"request body larger than {limit} bytes")
+    raw = await read_body(request, limit)
     try:
         body = json.loads(raw or b"{}")
     except ValueError:
