@@ -28,6 +28,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             agent_listen=args.agent_listen,
             public_url=args.public_url,
             agent_url=args.agent_url,
+            trusted_proxies=args.trusted_proxies,
         )
     except ConfigError as exc:
         print(f"dockmesh: {exc}", file=sys.stderr)
@@ -137,6 +138,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--agent-listen", help="HOST:PORT for agents (default :8443)")
     s.add_argument("--public-url", help="URL users and installers reach the HTTP port at")
     s.add_argument("--agent-url", help="https:// URL agents dial")
+    s.add_argument(
+        "--trusted-proxies",
+        help="comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed (default none)",
+    )
     s.set_defaults(func=cmd_serve)
     b = sub.add_parser("build-agent", help="build the agent artifact (pex) for this architecture")
     b.add_argument("--out", default="./data/artifacts")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -39,6 +40,16 @@ def parse_duration(value: str, what: str) -> float:
     return seconds
 
 
+def parse_networks(value: str, what: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """'10.0.0.0/8, 2001:db8::1' → networks (a bare address is a /32 or /128)."""
+    try:
+        return tuple(
+            ipaddress.ip_network(part.strip(), strict=False) for part in value.split(",") if part.strip()
+        )
+    except ValueError as exc:
+        raise ConfigError(f"{what} must be a comma-separated list of addresses or CIDRs ({exc})") from None
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     data_dir: Path
@@ -56,6 +67,8 @@ class ServerConfig:
     token_ttl: float = 3600
     heartbeat_interval: float = 10.0
     renew_grace: float = 300.0
+    # Reverse proxies whose X-Forwarded-For is believed (for rate limits and logs); nobody's by default.
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -76,6 +89,7 @@ class ServerConfig:
         agent_listen: str | None = None,
         public_url: str | None = None,
         agent_url: str | None = None,
+        trusted_proxies: str | None = None,
     ) -> ServerConfig:
         env = os.environ if env is None else env
         directory = Path(data_dir or env.get("DOCKMESH_DATA_DIR") or "./data").resolve()
@@ -110,5 +124,8 @@ class ServerConfig:
             token_ttl=parse_duration(env.get("DOCKMESH_TOKEN_TTL", "1h"), "DOCKMESH_TOKEN_TTL"),
             heartbeat_interval=parse_duration(
                 env.get("DOCKMESH_HEARTBEAT_INTERVAL", "10s"), "DOCKMESH_HEARTBEAT_INTERVAL"
+            ),
+            trusted_proxies=parse_networks(
+                trusted_proxies or env.get("DOCKMESH_TRUSTED_PROXIES", ""), "--trusted-proxies"
             ),
         )

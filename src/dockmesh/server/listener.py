@@ -10,6 +10,7 @@ from aiohttp import web
 
 from dockmesh.pki.csr import CsrError
 from dockmesh.pki.identity import cert_to_pem
+from dockmesh.server.clients import client_address, limit_key
 from dockmesh.server.context import ctx
 from dockmesh.server.errors import ApiError, json_body
 from dockmesh.server.gateway import FACT_KEYS, cert_record
@@ -43,10 +44,14 @@ def clean_facts(value: Any) -> dict[str, Any]:
 )
 async def enroll(request: web.Request) -> web.Response:
     c = ctx(request)
-    client = request.remote or "?"
-    if c.limiter.blocked(client):
+    key = limit_key(request, "token")
+    client = str(client_address(request, c.config.trusted_proxies) or "?")
+    if c.limiter.blocked(key):
         raise ApiError(
-            429, "too_many_requests", "too many failed enrolments from this address; wait a minute"
+            429,
+            "too_many_requests",
+            "too many failed enrolments from this address; wait a minute",
+            headers={"Retry-After": "60"},
         )
     body = await json_body(request, limit=64 * 1024)
     token, csr = body.get("token"), body.get("csr")
@@ -55,7 +60,7 @@ async def enroll(request: web.Request) -> web.Response:
     if isinstance(token, str) and well_formed(token):
         record = c.agents.pending_for_token(token_hash(token), now)
     if record is None or not isinstance(token, str):
-        c.limiter.fail(client)
+        c.limiter.fail(key)
         raise ApiError(401, "invalid_token", "the enrolment token is invalid, used or expired; rotate it")
     if not isinstance(csr, str):
         raise ApiError(400, "bad_csr", "'csr' must be a PEM certificate request")
@@ -67,7 +72,7 @@ async def enroll(request: web.Request) -> web.Response:
     if not c.agents.redeem(
         record.id, token_hash(token), cert_record(cert), clean_facts(body.get("host")), now
     ):
-        c.limiter.fail(client)
+        c.limiter.fail(key)
         raise ApiError(401, "invalid_token", "the enrolment token is invalid, used or expired; rotate it")
     c.audit.add(now, "agent", "agent.enroll", record.id, {"name": record.name, "from": client})
     log.info("agent %s (%s) enrolled from %s", record.id, record.name, client)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from dockmesh.server.accounts import Busy
+from dockmesh.server.clients import limit_key
 from dockmesh.server.context import ctx
 from dockmesh.server.errors import ApiError, Handler, field_str, json_body
 from dockmesh.server.routes import RouteTable, needs_auth
@@ -66,17 +68,24 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 )
 async def login(request: web.Request) -> web.Response:
     c = ctx(request)
-    client = request.remote or "?"
-    if c.limiter.blocked(f"login:{client}"):
-        raise ApiError(429, "too_many_requests", "too many failed logins; wait a minute")
+    key = limit_key(request, "login")
+    if c.limiter.blocked(key):
+        raise ApiError(
+            429, "too_many_requests", "too many failed logins; wait a minute", headers={"Retry-After": "60"}
+        )
     body = await json_body(request)
     username = field_str(body, "username", max_len=64)
     password = body.get("password")
     if not isinstance(password, str) or not password:
         raise ApiError(400, "invalid_field", "'password' must be a non-empty string")
-    token = c.accounts.login(username, password)
+    try:
+        token = await c.accounts.login(username, password)
+    except Busy:
+        raise ApiError(
+            503, "server_busy", "too many logins in progress; retry in a second", headers={"Retry-After": "1"}
+        ) from None
     if token is None:
-        c.limiter.fail(f"login:{client}")
+        c.limiter.fail(key)
         raise ApiError(401, "bad_credentials", "wrong username or password")
     c.audit.add(c.clock(), username, "auth.login", username)
     return web.json_response({"token": token})
