@@ -9,6 +9,8 @@ so a small thread pool runs it beside the loop. Two workers bound the CPU a floo
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
@@ -20,6 +22,16 @@ T = TypeVar("T")
 
 WORKERS = 2
 QUEUE = 32
+# Niceness added to the hashing threads: the loop thread wins the CPU whenever it wakes. On a busy
+# two-core host two argon2 threads at the same priority put the loop's p99 wake-up at ~70 ms; at +10,
+# ~20 ms (measured with a 100 ms timer while two threads verify without pause).
+NICE = 10
+
+
+def _lower_priority() -> None:
+    """Runs in each hashing thread: on Linux, niceness is per thread (the native id names it)."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
 
 
 class Busy(Exception):
@@ -31,7 +43,9 @@ class Passwords:
         self, workers: int = WORKERS, queue: int = QUEUE, hasher: PasswordHasher | None = None
     ) -> None:
         self._hasher = hasher or PasswordHasher()
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="argon2")
+        self._pool = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="argon2", initializer=_lower_priority
+        )
         self._capacity = workers + queue
         self._lock = threading.Lock()
         self._pending = 0
