@@ -64,7 +64,12 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         "properties": {"username": {"type": "string"}, "password": {"type": "string"}},
         "required": ["username", "password"],
     },
-    responses={200: "{token}", 401: "wrong credentials"},
+    responses={
+        200: "{token}",
+        401: "wrong credentials",
+        429: "too many failures from this client",
+        503: "too many logins in progress",
+    },
 )
 async def login(request: web.Request) -> web.Response:
     c = ctx(request)
