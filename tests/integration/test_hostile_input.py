@@ -128,8 +128,25 @@ def test_limits_follow_the_client_behind_a_trusted_proxy(server_factory: Callabl
         assert _login(anon, f"2001:db8:1:2::{i + 1:x}") == 401
     assert _login(anon, "2001:db8:1:2:ffff::1") == 429
     assert _login(anon, "2001:db8:1:3::1") == 401
+    # Guesses sent at once from one client are counted before they are checked: ten get checked, no more.
+    statuses = asyncio.run(_concurrent_logins(server, "203.0.113.99", 30))
+    assert sorted(statuses) == [401] * 10 + [429] * 20
     # The access log names the client, not the proxy.
     wait_for(lambda: "198.51.100.8" in server.log_text(), 10)
+
+
+async def _concurrent_logins(server: ServerProc, client: str, count: int) -> list[int]:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=count)) as http:
+
+        async def one() -> int:
+            async with http.post(
+                server.url + LOGIN,
+                json={"username": "admin", "password": "guess"},
+                headers={"X-Forwarded-For": client},
+            ) as resp:
+                return resp.status
+
+        return list(await asyncio.gather(*(one() for _ in range(count))))
 
 
 def test_forwarded_for_is_ignored_without_trusted_proxies(server: ServerProc) -> None:

@@ -46,6 +46,9 @@ async def enroll(request: web.Request) -> web.Response:
     c = ctx(request)
     key = limit_key(request, "token")
     client = str(client_address(request, c.config.trusted_proxies) or "?")
+    body = await json_body(request, limit=64 * 1024)
+    # Checked after the body is read, with no await until the verdict is counted: concurrent guesses
+    # from one client cannot all pass this check before the first of them fails.
     if c.limiter.blocked(key):
         raise ApiError(
             429,
@@ -53,7 +56,6 @@ async def enroll(request: web.Request) -> web.Response:
             "too many failed enrolments from this address; wait a minute",
             headers={"Retry-After": "60"},
         )
-    body = await json_body(request, limit=64 * 1024)
     token, csr = body.get("token"), body.get("csr")
     now = c.clock()
     record = None

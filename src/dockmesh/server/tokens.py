@@ -57,3 +57,9 @@ class FailureLimiter:
         self._windows[key] = (opened, count + 1)  # re-inserted last: the most recent failure
         if len(self._windows) > self._capacity:
             self._windows.popitem(last=False)
+
+    def forgive(self, key: str) -> None:
+        """Take back one failure: for checks counted as failures up front, when they turn out right."""
+        entry = self._windows.get(key)
+        if entry is not None and entry[1] > 0:
+            self._windows[key] = (entry[0], entry[1] - 1)

@@ -205,3 +205,19 @@ def test_limiter_cost_does_not_grow_with_the_table() -> None:
     empty_cost = min(per_call(FailureLimiter(clock, capacity=10**6), f"e{n}-") for n in range(3))
     full_cost = min(per_call(full, f"f{n}-") for n in range(3))
     assert full_cost < empty_cost * 5 + 5e-6
+
+
+def test_limiter_forgive_takes_back_one_failure() -> None:
+    clock = FakeClock()
+    limiter = FailureLimiter(clock, limit=2, window=60.0)
+    limiter.fail("c")
+    limiter.fail("c")
+    assert limiter.blocked("c")
+    limiter.forgive("c")
+    assert not limiter.blocked("c")
+    limiter.forgive("c")
+    limiter.forgive("c")  # never below zero
+    limiter.forgive("unknown")  # and never adds a key
+    assert len(limiter) == 1
+    limiter.fail("c")
+    assert not limiter.blocked("c")

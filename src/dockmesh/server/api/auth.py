@@ -74,24 +74,28 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 async def login(request: web.Request) -> web.Response:
     c = ctx(request)
     key = limit_key(request, "login")
-    if c.limiter.blocked(key):
-        raise ApiError(
-            429, "too_many_requests", "too many failed logins; wait a minute", headers={"Retry-After": "60"}
-        )
     body = await json_body(request)
     username = field_str(body, "username", max_len=64)
     password = body.get("password")
     if not isinstance(password, str) or not password:
         raise ApiError(400, "invalid_field", "'password' must be a non-empty string")
+    if c.limiter.blocked(key):
+        raise ApiError(
+            429, "too_many_requests", "too many failed logins; wait a minute", headers={"Retry-After": "60"}
+        )
+    # Counted as a failure until it proves right: the check is awaited, and concurrent guesses from
+    # one client must not all pass `blocked` before the first of them has failed.
+    c.limiter.fail(key)
     try:
         token = await c.accounts.login(username, password)
     except Busy:
+        c.limiter.forgive(key)
         raise ApiError(
             503, "server_busy", "too many logins in progress; retry in a second", headers={"Retry-After": "1"}
         ) from None
     if token is None:
-        c.limiter.fail(key)
         raise ApiError(401, "bad_credentials", "wrong username or password")
+    c.limiter.forgive(key)
     c.audit.add(c.clock(), username, "auth.login", username)
     return web.json_response({"token": token})
 

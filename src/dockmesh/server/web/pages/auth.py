@@ -89,13 +89,15 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     key = limit_key(request, "login")
     if c.limiter.blocked(key):
         return again("Too many failed logins; wait a minute.")
+    c.limiter.fail(key)  # counted until it proves right: see api/auth.login
     try:
         token = await c.accounts.login(username, password) if username and password else None
     except Busy:
+        c.limiter.forgive(key)
         return again("The server is busy with other logins; try again in a moment.")
     if token is None:
-        c.limiter.fail(key)
         return again("Wrong username or password.")
+    c.limiter.forgive(key)
     c.audit.add(c.clock(), username, "auth.login", username)
     response = see_other(target)
     set_session_cookie(response, token, secure=secure_cookies(c.config.public_url), max_age=API_TOKEN_TTL)
