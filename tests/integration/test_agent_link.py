@@ -17,7 +17,7 @@ import pytest
 
 from dockmesh.pki.ca import CertificateAuthority
 from dockmesh.pki.files import write_atomic
-from dockmesh.pki.identity import cert_to_pem
+from dockmesh.pki.identity import cert_to_pem, load_cert
 from dockmesh.pki.keys import generate_key, key_to_pem, make_csr
 from dockmesh.pki.tls import client_context
 from dockmesh.proto import CloseCode
@@ -191,11 +191,42 @@ def test_certificate_renews_in_band(
     # Past the first certificate's expiry, a fresh start connects with the renewed one.
     first_expiry = datetime.fromisoformat(first_cert["not_after"]).timestamp()
     wait_for(lambda: time.time() > first_expiry + 0.5, 15, message="first certificate never expired")
+    # The live link, opened with the first certificate, outlived it: the agent had renewed.
+    assert "4401" not in agent.log_text()
+    assert server.api.agent(agent.agent_id)["status"] == "online"
     agent.stop()
     agent.token = None
     agent.start()
     wait_online(server, agent.agent_id, timeout=20)
     assert "renewed" in agent.log_text()
+
+
+def test_a_live_link_is_closed_when_its_certificate_expires(
+    server_factory: Callable[..., ServerProc], tmp_path: Path
+) -> None:
+    # A peer that never renews: enrolled by hand, connected with its certificate, then silent.
+    server = server_factory(env={"DOCKMESH_CERT_LIFETIME": "4s"})
+    created = server.create_agent("h")
+    ca = (server.data_dir / "pki" / "ca.crt").read_bytes()
+    key = generate_key()
+
+    async def go() -> tuple[object, object, float, float]:
+        async with aiohttp.ClientSession() as http:
+            body = {"token": created["token"], "csr": make_csr(key, "h").decode(), "host": {}}
+            async with http.post(f"{server.agent_url}/enroll", json=body, ssl=client_context(ca)) as resp:
+                assert resp.status == 200
+                issued = await resp.json()
+            write_atomic(tmp_path / "c.crt", issued["cert"].encode())
+            write_atomic(tmp_path / "c.key", key_to_pem(key))
+            not_after = load_cert(issued["cert"].encode()).not_valid_after_utc.timestamp()
+            ctx = client_context(ca, tmp_path / "c.crt", tmp_path / "c.key")
+            async with http.ws_connect(f"{server.agent_url}/connect", ssl=ctx) as ws:
+                msg = await ws.receive(timeout=12)
+                return msg.type, msg.data, time.time(), not_after
+
+    kind, code, closed_at, not_after = asyncio.run(go())
+    assert (kind, code) == (aiohttp.WSMsgType.CLOSE, CloseCode.UNAUTHORIZED)
+    assert not_after - 0.5 <= closed_at < not_after + 3
 
 
 def _ws_status(server: ServerProc, ctx: object) -> object:

@@ -5,7 +5,9 @@ The private key is generated here and never leaves the host; only the CSR is sen
 
 from __future__ import annotations
 
+import json
 import ssl
+import time
 from typing import Any
 
 import aiohttp
@@ -14,11 +16,13 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from dockmesh.agent.config import AgentConfig
 from dockmesh.agent.state import Identity, StateDir, token_sha256
 from dockmesh.pki.identity import cert_to_pem, load_cert
+from dockmesh.pki.issued import IssuedCertError, check_issued, utcnow
 from dockmesh.pki.keys import generate_key, key_to_pem, make_csr
 from dockmesh.pki.pin import pem_sha256, pin_matches, token_pin
 from dockmesh.pki.tls import client_context
 
 TIMEOUT = aiohttp.ClientTimeout(total=20)
+_REPLY_KEYS = ("agent_id", "cert", "ca", "connect_url")
 
 
 class EnrolError(Exception):
@@ -69,6 +73,22 @@ async def fetch_pinned_ca(enroll_url: str, pin: str) -> bytes:
     return cert_to_pem(cert)
 
 
+def _refusal(status: int, data: Any) -> EnrolError:
+    """Only 401 says the token itself is bad (invalid, used or expired): that one is for good.
+
+    A 400, 429 or 5xx may come from a proxy, a restarting server or a body cut in transit while
+    the token is still good, so those are retried with backoff until the token's own answer comes.
+    """
+    error = data.get("error") if isinstance(data, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    text = str(message)[:300] if message else f"HTTP {status}"
+    if status == 401:
+        return EnrolError(
+            f"enrolment refused: {text} (create a new token on the server: rotate-token)", fatal=True
+        )
+    return EnrolError(f"enrolment failed, will retry: {text}", fatal=False)
+
+
 async def enrol(config: AgentConfig, state: StateDir, token: str, facts: dict[str, Any]) -> Identity:
     if not config.enroll_url:
         raise EnrolError("DOCKMESH_ENROLL_URL is not set (the server's https:// agent URL)", fatal=True)
@@ -81,21 +101,37 @@ async def enrol(config: AgentConfig, state: StateDir, token: str, facts: dict[st
     try:
         async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
             async with session.post(f"{config.enroll_url}/enroll", json=payload, ssl=verified) as resp:
-                data = await resp.json(content_type=None)
                 status = resp.status
-    except (aiohttp.ClientError, ValueError) as exc:
-        raise EnrolError(f"enrolment request failed: {exc}", fatal=False) from exc
+                raw = await resp.content.read(256 * 1024)
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        raise EnrolError(
+            f"enrolment request failed, will retry: {exc or type(exc).__name__}", fatal=False
+        ) from exc
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = None
     if status != 200:
-        message = (data or {}).get("error", {}).get("message", f"HTTP {status}")
-        raise EnrolError(f"enrolment refused: {message}", fatal=status in (400, 401, 403))
-    returned_ca = load_cert(data["ca"].encode()).public_bytes(Encoding.DER)
+        raise _refusal(status, data)
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in _REPLY_KEYS):
+        raise EnrolError("enrolment answer is malformed, will retry", fatal=False)
+    try:
+        returned_ca = load_cert(data["ca"].encode()).public_bytes(Encoding.DER)
+        cert = load_cert(data["cert"].encode())
+    except ValueError:
+        raise EnrolError("enrolment answer holds no readable certificate, will retry", fatal=False) from None
     if not pin_matches(returned_ca, pin):
         raise EnrolError("the server returned a CA that does not match the pin", fatal=True)
+    try:
+        check_issued(cert, key, load_cert(ca_pem), utcnow(time.time()))
+    except IssuedCertError as exc:
+        # The token is spent by now: say so, and keep nothing of this answer.
+        raise EnrolError(f"{exc}; nothing was saved. Rotate the token and enrol again", fatal=True) from None
     identity = Identity(
         agent_id=str(data["agent_id"]),
         connect_url=str(data["connect_url"]),
         enroll_url=config.enroll_url,
         token_sha256=token_sha256(token),
     )
-    state.save_enrolment(identity, key_to_pem(key), data["cert"].encode(), ca_pem)
+    state.save_enrolment(identity, key_to_pem(key), cert_to_pem(cert), ca_pem)
     return identity

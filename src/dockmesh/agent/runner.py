@@ -21,6 +21,7 @@ from dockmesh.agent.lifecycle import Lifecycle, Phase
 from dockmesh.agent.state import Identity, StateDir, token_sha256
 from dockmesh.link import AiohttpSocket, Link, LinkError
 from dockmesh.pki.identity import cert_info, cert_to_pem, load_cert
+from dockmesh.pki.issued import check_issued, utcnow
 from dockmesh.pki.keys import generate_key, key_to_pem, make_csr
 from dockmesh.pki.tls import client_context
 from dockmesh.proto import FATAL_CODES, CloseCode, Limits, Role
@@ -89,6 +90,7 @@ class Agent:
                 started = self._clock()
                 code = await self._session(identity, host)
                 if code in FATAL_CODES:
+                    self._check_expiry()  # an expired certificate is the likelier reason: say that one
                     raise Fatal(
                         "the server refused this agent (revoked or unknown); rotate its enrolment "
                         "token on the server and run dockmesh-agent with the new token to re-enrol"
@@ -259,14 +261,16 @@ class Agent:
             await asyncio.sleep(max(0.0, due - self._clock()))
             try:
                 await self._renew(link)
-            except LinkError as exc:
-                self._fail(f"certificate renewal failed: {exc}")
+            except (LinkError, ValueError) as exc:
+                self._fail(f"certificate renewal failed, keeping the current certificate: {exc}")
                 await asyncio.sleep(min(60.0, max(1.0, (not_after - self._clock()) / 10)))
 
     async def _renew(self, link: Link) -> None:
         key = generate_key()
         csr = make_csr(key, "dockmesh-agent")
         result = await link.request("renew", {"csr": csr.decode()}, timeout=30.0)
-        cert = load_cert(str(result["cert"]).encode())
+        cert = load_cert(str(result.get("cert") if isinstance(result, dict) else None).encode())
+        # Check before swapping: a certificate for another key or from another CA would lock us out.
+        check_issued(cert, key, load_cert(self.state.ca.read_bytes()), utcnow(self._clock()))
         self.state.swap_in(key_to_pem(key), cert_to_pem(cert))
         log.info("certificate renewed; valid until %s", cert_info(cert).not_after.isoformat())

@@ -31,6 +31,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             tls_cert=args.tls_cert,
             tls_key=args.tls_key,
             insecure_http=args.insecure_http,
+            trusted_proxies=args.trusted_proxies,
         )
     except ConfigError as exc:
         print(f"dockmesh: {exc}", file=sys.stderr)
@@ -160,6 +161,10 @@ def parser() -> argparse.ArgumentParser:
         "--insecure-http",
         action="store_true",
         help="serve the UI/API as plain HTTP (default: HTTPS unless bound to loopback only)",
+    )
+    s.add_argument(
+        "--trusted-proxies",
+        help="comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed (default none)",
     )
     s.set_defaults(func=cmd_serve)
     b = sub.add_parser("build-agent", help="build the agent artifact (pex) for this architecture")

@@ -9,6 +9,10 @@ MAX_CSR_BYTES = 16 * 1024
 
 _ALLOWED_CURVES = (ec.SECP256R1, ec.SECP384R1)
 _MIN_RSA_BITS = 2048
+# Past 4096 bits an RSA key buys no security anyone needs and costs the CA CPU on every signature check
+# (and OpenSSL accepts moduli up to 16 kbit, whose checks a flood of enrolments could make expensive).
+_MAX_RSA_BITS = 4096
+_RSA_EXPONENT = 65537
 
 
 class CsrError(ValueError):
@@ -32,10 +36,14 @@ def parse_csr(data: bytes) -> x509.CertificateSigningRequest:
         if not isinstance(key.curve, _ALLOWED_CURVES):
             raise CsrError(f"CSR key curve {key.curve.name} is not allowed (use P-256 or P-384)")
     elif isinstance(key, rsa.RSAPublicKey):
-        if key.key_size < _MIN_RSA_BITS:
-            raise CsrError(f"CSR RSA key is {key.key_size} bits; at least {_MIN_RSA_BITS} required")
+        if not _MIN_RSA_BITS <= key.key_size <= _MAX_RSA_BITS:
+            raise CsrError(
+                f"CSR RSA key is {key.key_size} bits; {_MIN_RSA_BITS} to {_MAX_RSA_BITS} bits are allowed"
+            )
+        if key.public_numbers().e != _RSA_EXPONENT:
+            raise CsrError(f"CSR RSA key must use the public exponent {_RSA_EXPONENT}")
     else:
-        raise CsrError("CSR key type is not allowed (use EC P-256/P-384 or RSA >= 2048)")
+        raise CsrError("CSR key type is not allowed (use EC P-256/P-384 or RSA 2048-4096)")
     try:
         valid = csr.is_signature_valid
     except Exception:  # e.g. an unsupported signature algorithm; treat like a bad signature

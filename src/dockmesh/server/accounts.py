@@ -1,4 +1,4 @@
-"""Users, passwords (argon2) and API bearer tokens."""
+"""Users, passwords (argon2, off the event loop) and API bearer tokens."""
 
 from __future__ import annotations
 
@@ -6,22 +6,24 @@ import secrets
 import sys
 from collections.abc import Callable
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-
+from dockmesh.server.passwords import Busy, Passwords
 from dockmesh.server.tokens import token_hash
 from dockmesh.store.users import UserRecord, UserStore
+
+__all__ = ["API_TOKEN_TTL", "Accounts", "Busy"]
 
 API_TOKEN_TTL = 12 * 3600
 
 
 class Accounts:
-    def __init__(self, users: UserStore, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, users: UserStore, clock: Callable[[], float], passwords: Passwords | None = None
+    ) -> None:
         self._users = users
         self._clock = clock
-        self._hasher = PasswordHasher()
+        self.passwords = passwords or Passwords()
         # Verifying against a dummy hash for unknown users keeps login time independent of whether they exist.
-        self._dummy = self._hasher.hash(secrets.token_hex(16))
+        self._dummy = self.passwords.hash_now(secrets.token_hex(16))
 
     def bootstrap_admin(self, password: str | None) -> None:
         """Create `admin` on first start; a generated password is printed once, never logged."""
@@ -29,7 +31,7 @@ class Accounts:
             return
         generated = password is None
         secret = password or secrets.token_urlsafe(15)
-        self._users.create("admin", self._hasher.hash(secret), True, self._clock())
+        self._users.create("admin", self.passwords.hash_now(secret), True, self._clock())
         if generated:
             print(
                 f"dockmesh: created user 'admin' with password: {secret}\n"
@@ -38,11 +40,10 @@ class Accounts:
                 flush=True,
             )
 
-    def login(self, username: str, password: str) -> str | None:
+    async def login(self, username: str, password: str) -> str | None:
+        """A new bearer token, or None for wrong credentials; raises Busy when checks are queued up."""
         user = self._users.by_username(username)
-        try:
-            self._hasher.verify(user.password_hash if user else self._dummy, password)
-        except (VerificationError, InvalidHashError):
+        if not await self.passwords.verify(user.password_hash if user else self._dummy, password):
             return None
         if user is None:
             return None
@@ -56,3 +57,6 @@ class Accounts:
 
     def logout(self, token: str) -> None:
         self._users.drop_token(token_hash(token))
+
+    def close(self) -> None:
+        self.passwords.close()

@@ -204,6 +204,7 @@ class Server:
             await runner.cleanup()
         self._runners.clear()
         if self.context:
+            self.context.accounts.close()
             self.context.db.close()
 
     async def run_forever(self) -> None:

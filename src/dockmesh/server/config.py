@@ -62,6 +62,16 @@ def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def parse_networks(value: str, what: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """'10.0.0.0/8, 2001:db8::1' → networks (a bare address is a /32 or /128)."""
+    try:
+        return tuple(
+            ipaddress.ip_network(part.strip(), strict=False) for part in value.split(",") if part.strip()
+        )
+    except ValueError as exc:
+        raise ConfigError(f"{what} must be a comma-separated list of addresses or CIDRs ({exc})") from None
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     data_dir: Path
@@ -82,6 +92,8 @@ class ServerConfig:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     insecure_http: bool = False
+    # Reverse proxies whose X-Forwarded-For is believed (for rate limits and logs); nobody's by default.
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -118,6 +130,7 @@ class ServerConfig:
         tls_cert: str | None = None,
         tls_key: str | None = None,
         insecure_http: bool = False,
+        trusted_proxies: str | None = None,
     ) -> ServerConfig:
         env = os.environ if env is None else env
         directory = Path(data_dir or env.get("DOCKMESH_DATA_DIR") or "./data").resolve()
@@ -170,4 +183,7 @@ class ServerConfig:
             tls_cert=Path(cert).resolve() if cert else None,
             tls_key=Path(key).resolve() if key else None,
             insecure_http=insecure,
+            trusted_proxies=parse_networks(
+                trusted_proxies or env.get("DOCKMESH_TRUSTED_PROXIES", ""), "--trusted-proxies"
+            ),
         )

@@ -15,11 +15,14 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers  # e.g. Retry-After on a 429 or 503
 
 
 def error_response(
@@ -45,7 +48,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.code, exc.message)
+        return error_response(exc.status, exc.code, exc.message, headers=exc.headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -62,13 +65,25 @@ def _allow(exc: web.HTTPException) -> dict[str, str] | None:
     return {"Allow": allow} if allow else None
 
 
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole body, however many TCP segments it came in; 413 as soon as it passes `limit`."""
+    too_large = ApiError(413, "too_large", f"request body larger than {limit} bytes")
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    # `content.read(n)` returns what has arrived so far, not n bytes: loop until EOF.
+    while chunk := await request.content.read(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def json_body(request: web.Request, limit: int = 1 << 20) -> dict[str, Any]:
     """The request's JSON object, or a 400 that says what is wrong with it."""
-    if request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, "too_large", f"request body larger than {limit} bytes")
-    raw = await request.content.read(limit + 1)
-    if len(raw) > limit:
-        raise ApiError(413, "too_large", f"request body larger than {limit} bytes")
+    raw = await read_body(request, limit)
     try:
         body = json.loads(raw or b"{}")
     except ValueError:

@@ -207,14 +207,6 @@ def _key(value: Any) -> str:
 
 
 def parse_deadline(raw: str | None) -> float:
-    from dockmesh.server.errors import ApiError
+    from dockmesh.server.query import bounded_seconds
 
-    if raw is None or raw == "":
-        return DEFAULT_DEADLINE
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ApiError(400, "invalid_timeout", "'timeout' must be a number of seconds") from None
-    if not 0 < value <= MAX_DEADLINE:
-        raise ApiError(400, "invalid_timeout", f"'timeout' must be between 0 and {MAX_DEADLINE:g} seconds")
-    return value
+    return bounded_seconds(raw, "timeout", 0.0, MAX_DEADLINE, DEFAULT_DEADLINE)

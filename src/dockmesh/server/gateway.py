@@ -163,10 +163,12 @@ class Gateway:
         # A connection becomes the agent's session only at hello, so a probe (`doctor`) cannot evict it.
         self._unready.add(conn)
         hello_deadline = asyncio.get_running_loop().call_later(HELLO_TIMEOUT, self._expect_hello, conn)
+        stop_expiry = self._watch_expiry(conn, cert.not_valid_after_utc.timestamp())
         try:
             await conn.link.run()
         finally:
             hello_deadline.cancel()
+            stop_expiry()
             self._unready.discard(conn)
             if self._conns.get(record.id) is conn:
                 del self._conns[record.id]
@@ -175,6 +177,30 @@ class Gateway:
             if conn.ready and code not in (None, CloseCode.NORMAL, CloseCode.GOING_AWAY, CloseCode.REPLACED):
                 self._agents.set_error(record.id, f"link closed with {code}: {conn.link.close_reason}")
         return ws
+
+    # --- certificate expiry on a live link ----------------------------------------------------
+    def _watch_expiry(self, conn: Conn, not_after: float) -> Callable[[], None]:
+        """Close the link with 4401 when its certificate expires, unless the agent renewed meanwhile.
+
+        The TLS handshake checks expiry only once; without this a link outlives its certificate forever.
+        Returns the function that cancels the watch.
+        """
+        loop = asyncio.get_running_loop()
+        timer: list[asyncio.TimerHandle] = []
+
+        def due() -> None:
+            record = self._agents.get(conn.agent_id)
+            current = record.cert if record is not None and record.state is AgentState.ENROLLED else None
+            now = self._clock()
+            if current is not None and current.not_after > now:
+                # Renewed in-band (the link keeps its handshake certificate): live until the new one ends.
+                timer[0] = loop.call_later(current.not_after - now, due)
+                return
+            log.info("agent %s: certificate expired, closing its link", conn.agent_id)
+            self._spawn(conn.link.close(CloseCode.UNAUTHORIZED, "agent certificate expired; re-enrol"))
+
+        timer.append(loop.call_later(max(0.0, not_after - self._clock()), due))
+        return lambda: timer[0].cancel()
 
     # --- agent → server requests and events --------------------------------------------------
     async def _on_request(self, conn: Conn, method: str, params: dict[str, Any]) -> Any:

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from dockmesh.pki.csr import CsrError
 from dockmesh.pki.identity import cert_to_pem
+from dockmesh.server.clients import client_address, limit_key
 from dockmesh.server.context import ctx
 from dockmesh.server.errors import ApiError, json_body
 from dockmesh.server.gateway import FACT_KEYS, cert_record
@@ -43,19 +44,25 @@ def clean_facts(value: Any) -> dict[str, Any]:
 )
 async def enroll(request: web.Request) -> web.Response:
     c = ctx(request)
-    client = request.remote or "?"
-    if c.limiter.blocked(client):
-        raise ApiError(
-            429, "too_many_requests", "too many failed enrolments from this address; wait a minute"
-        )
+    key = limit_key(request, "token")
+    client = str(client_address(request, c.config.trusted_proxies) or "?")
     body = await json_body(request, limit=64 * 1024)
+    # Checked after the body is read, with no await until the verdict is counted: concurrent guesses
+    # from one client cannot all pass this check before the first of them fails.
+    if c.limiter.blocked(key):
+        raise ApiError(
+            429,
+            "too_many_requests",
+            "too many failed enrolments from this address; wait a minute",
+            headers={"Retry-After": "60"},
+        )
     token, csr = body.get("token"), body.get("csr")
     now = c.clock()
     record = None
     if isinstance(token, str) and well_formed(token):
         record = c.agents.pending_for_token(token_hash(token), now)
     if record is None or not isinstance(token, str):
-        c.limiter.fail(client)
+        c.limiter.fail(key)
         raise ApiError(401, "invalid_token", "the enrolment token is invalid, used or expired; rotate it")
     if not isinstance(csr, str):
         raise ApiError(400, "bad_csr", "'csr' must be a PEM certificate request")
@@ -67,7 +74,7 @@ async def enroll(request: web.Request) -> web.Response:
     if not c.agents.redeem(
         record.id, token_hash(token), cert_record(cert), clean_facts(body.get("host")), now
     ):
-        c.limiter.fail(client)
+        c.limiter.fail(key)
         raise ApiError(401, "invalid_token", "the enrolment token is invalid, used or expired; rotate it")
     c.audit.add(now, "agent", "agent.enroll", record.id, {"name": record.name, "from": client})
     log.info("agent %s (%s) enrolled from %s", record.id, record.name, client)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections import deque
+from collections import OrderedDict
 from collections.abc import Callable
 
 from dockmesh.pki.pin import make_token, well_formed
@@ -17,27 +17,49 @@ def token_hash(token: str) -> str:
 
 
 class FailureLimiter:
-    """At most `limit` failures per `window` seconds per client address."""
+    """At most `limit` failures per `window` seconds per key, O(1) per call, at most `capacity` keys.
 
-    def __init__(self, clock: Callable[[], float], limit: int = 10, window: float = 60.0) -> None:
+    Fixed windows: a key's window opens at its first failure, and once `limit` failures fall in it the
+    key stays blocked until the window closes. Each key costs one small tuple (a list of timestamps per
+    key cost ten floats, and pruning scanned the whole table on every failure past 10,000 keys).
+    Keys are kept in order of their last failure; past `capacity` the least recent one is dropped, which
+    is the one whose window most likely closed already. Which key a request counts against (an IPv6 /64,
+    the client behind a trusted proxy) is `server.clients`' business.
+    """
+
+    def __init__(
+        self, clock: Callable[[], float], limit: int = 10, window: float = 60.0, capacity: int = 65_536
+    ) -> None:
         self._clock = clock
         self._limit = limit
         self._window = window
-        self._failures: dict[str, deque[float]] = {}
+        self._capacity = capacity
+        self._windows: OrderedDict[str, tuple[float, int]] = OrderedDict()
 
-    def _prune(self, q: deque[float], now: float) -> deque[float]:
-        while q and q[0] <= now - self._window:
-            q.popleft()
-        return q
+    def __len__(self) -> int:
+        return len(self._windows)
 
-    def blocked(self, client: str) -> bool:
-        q = self._failures.get(client)
-        return q is not None and len(self._prune(q, self._clock())) >= self._limit
+    def blocked(self, key: str) -> bool:
+        entry = self._windows.get(key)
+        if entry is None:
+            return False  # asking never adds a key: only failures take memory
+        opened, count = entry
+        if self._clock() - opened >= self._window:
+            del self._windows[key]
+            return False
+        return count >= self._limit
 
-    def fail(self, client: str) -> None:
+    def fail(self, key: str) -> None:
         now = self._clock()
-        self._prune(self._failures.setdefault(client, deque()), now).append(now)
-        if len(self._failures) > 10_000:
-            # Bounded memory under a spray from many addresses: forget every address with no recent failure.
-            for key in [k for k, q in self._failures.items() if not self._prune(q, now)]:
-                del self._failures[key]
+        opened, count = self._windows.pop(key, (now, 0))
+        if now - opened >= self._window:
+            opened, count = now, 0
+        self._windows[key] = (opened, count + 1)  # re-inserted last: the most recent failure
+        if len(self._windows) > self._capacity:
+            self._windows.popitem(last=False)
+
+    def forgive(self, key: str) -> None:
+        """Take back one failure: for checks counted as failures up front, when they turn out right."""
+        entry = self._windows.get(key)
+        if entry is not None and entry[1] > 0:
+            self._windows[key] = (entry[0], entry[1] - 1)

@@ -95,3 +95,21 @@ def test_rejects_ed25519() -> None:
 
 def test_csr_error_is_value_error() -> None:
     assert issubclass(CsrError, ValueError)
+
+
+def test_accepts_rsa_4096_the_upper_bound() -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=4096)
+    parse_csr(_csr_for(key))
+
+
+def test_rejects_rsa_above_4096_bits() -> None:
+    # Past the cap the key is refused before its signature is checked: big keys cost the CA CPU.
+    key = rsa.generate_private_key(public_exponent=65537, key_size=4160)
+    with pytest.raises(CsrError, match="4160 bits; 2048 to 4096"):
+        parse_csr(_csr_for(key))
+
+
+def test_rejects_rsa_with_an_unusual_exponent() -> None:
+    key = rsa.generate_private_key(public_exponent=3, key_size=2048)
+    with pytest.raises(CsrError, match="exponent 65537"):
+        parse_csr(_csr_for(key))

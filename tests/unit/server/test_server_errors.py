@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from aiohttp import web
 
-from dockmesh.server.errors import ApiError, error_middleware, error_response, field_str
+from dockmesh.server.errors import ApiError, error_middleware, error_response, field_str, json_body
 
 
 def body_of(response: web.StreamResponse) -> Any:
@@ -135,3 +137,71 @@ async def test_middleware_hides_unexpected_exceptions() -> None:
 async def test_middleware_reraises_redirects() -> None:
     with pytest.raises(web.HTTPFound):
         await run_middleware(web.HTTPFound("/elsewhere"))
+
+
+# --- json_body over a real aiohttp server: the body arrives in pieces ------------------------------
+
+
+class EchoServer:
+    """An aiohttp server whose handler echoes json_body; `entered` is set once the handler runs."""
+
+    def __init__(self) -> None:
+        self.entered = asyncio.Event()
+        self.port = 0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.entered.set()
+        return web.json_response(await json_body(request, limit=64))
+
+
+@pytest.fixture
+async def echo() -> AsyncIterator[EchoServer]:
+    server = EchoServer()
+    app = web.Application(middlewares=[error_middleware])
+    app.router.add_post("/", server.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    server.port = runner.addresses[0][1]
+    yield server
+    await runner.cleanup()
+
+
+async def post_in_pieces(server: EchoServer, pieces: list[bytes], chunked: bool = False) -> tuple[int, Any]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    total = sum(len(p) for p in pieces)
+    length = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {total}"
+    head = f"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{length}\r\n\r\n".encode()
+
+    def frame(piece: bytes) -> bytes:
+        return f"{len(piece):x}\r\n".encode() + piece + b"\r\n" if chunked else piece
+
+    writer.write(head + frame(pieces[0]))
+    await writer.drain()
+    # The handler is running with only the first piece buffered before the rest is sent.
+    await asyncio.wait_for(server.entered.wait(), 5)
+    for piece in pieces[1:]:
+        writer.write(frame(piece))
+        await writer.drain()
+    if chunked:
+        writer.write(b"0\r\n\r\n")
+    status_line = await asyncio.wait_for(reader.readline(), 5)
+    headers = await reader.readuntil(b"\r\n\r\n")
+    length_line = next(h for h in headers.split(b"\r\n") if h.lower().startswith(b"content-length"))
+    body = await reader.readexactly(int(length_line.split(b":")[1]))
+    writer.close()
+    return int(status_line.split()[1]), json.loads(body)
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_json_body_reads_a_body_sent_in_two_pieces(echo: EchoServer, chunked: bool) -> None:
+    status, body = await post_in_pieces(echo, [b'{"name": "we', b'b-1"}'], chunked=chunked)
+    assert (status, body) == (200, {"name": "web-1"})
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_json_body_past_the_limit_is_413_even_in_pieces(echo: EchoServer, chunked: bool) -> None:
+    status, body = await post_in_pieces(echo, [b'{"a": "' + b"x" * 40, b"y" * 40 + b'"}'], chunked=chunked)
+    assert status == 413
+    assert body["error"]["code"] == "too_large"

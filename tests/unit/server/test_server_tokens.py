@@ -102,7 +102,7 @@ def test_limiter_blocks_after_limit_failures() -> None:
     assert not limiter.blocked("10.0.0.2")
 
 
-def test_limiter_counts_only_failures_inside_the_window() -> None:
+def test_limiter_window_opens_at_the_first_failure_and_closes_a_window_later() -> None:
     clock = FakeClock()
     limiter = FailureLimiter(clock, limit=3, window=60.0)
     limiter.fail("c")
@@ -111,8 +111,11 @@ def test_limiter_counts_only_failures_inside_the_window() -> None:
     clock.now += 29
     limiter.fail("c")
     assert limiter.blocked("c")
-    clock.now += 1  # the first failure is now exactly one window old
+    clock.now += 1  # the window (opened by the first failure) is over: a fresh one starts
     assert not limiter.blocked("c")
+    limiter.fail("c")
+    assert not limiter.blocked("c")
+    limiter.fail("c")
     limiter.fail("c")
     assert limiter.blocked("c")
 
@@ -141,24 +144,80 @@ def test_limiter_default_is_ten_per_minute() -> None:
     assert not limiter.blocked("c")
 
 
-def test_limiter_forgets_clients_with_no_recent_failures() -> None:
-    # blocked() from many addresses leaves empty entries; failures prune them in batches.
+def test_limiter_asking_takes_no_memory() -> None:
     clock = FakeClock()
     limiter = FailureLimiter(clock, limit=3, window=60.0)
     for i in range(20_000):
         assert not limiter.blocked(f"10.{i // 65536}.{i // 256 % 256}.{i % 256}")
+    assert len(limiter) == 0
+
+
+def test_limiter_size_is_capped_under_a_spray_of_failures() -> None:
+    clock = FakeClock()
+    limiter = FailureLimiter(clock, limit=3, window=60.0, capacity=1000)
     for _ in range(3):
         limiter.fail("attacker")
-    assert len(limiter._failures) <= 10_001  # no public size accessor
+    for i in range(100_000):
+        limiter.fail(f"2001:db8:{i // 65536:x}:{i % 65536:x}::/64")
+        assert len(limiter) <= 1000
+    assert len(limiter) == 1000
+    # The least recent failures went first; the latest ones are all still counted.
+    assert not limiter.blocked("attacker")
+    for _ in range(2):
+        limiter.fail("2001:db8:1:869f::/64")
+    assert limiter.blocked("2001:db8:1:869f::/64")
+
+
+def test_limiter_keeps_a_key_that_keeps_failing() -> None:
+    clock = FakeClock()
+    limiter = FailureLimiter(clock, limit=3, window=60.0, capacity=100)
+    for i in range(1000):
+        limiter.fail(f"k{i}")
+        if i % 50 == 0:
+            limiter.fail("attacker")  # each failure moves it to the young end
     assert limiter.blocked("attacker")
 
 
-def test_limiter_memory_bounded_after_spray_of_failures_expires() -> None:
+def test_limiter_forgets_a_closed_window_when_asked() -> None:
     clock = FakeClock()
     limiter = FailureLimiter(clock, limit=3, window=60.0)
-    for i in range(20_000):
-        limiter.fail(f"10.{i // 65536}.{i // 256 % 256}.{i % 256}")
-    clock.now += 3600  # every one of those failures has long expired
-    for _ in range(3):
-        limiter.fail("attacker")
-    assert len(limiter._failures) <= 10_001
+    limiter.fail("c")
+    clock.now += 60
+    assert not limiter.blocked("c")
+    assert len(limiter) == 0
+
+
+def test_limiter_cost_does_not_grow_with_the_table() -> None:
+    # O(1): a failure at a full table of 65,536 keys costs what one at an empty table does (no scans).
+    import time
+
+    def per_call(limiter: FailureLimiter, prefix: str) -> float:
+        started = time.perf_counter()
+        for i in range(20_000):
+            limiter.fail(f"{prefix}{i}")
+        return (time.perf_counter() - started) / 20_000
+
+    clock = FakeClock()
+    full = FailureLimiter(clock)
+    for i in range(70_000):
+        full.fail(f"fill{i}")
+    assert len(full) == 65_536
+    empty_cost = min(per_call(FailureLimiter(clock, capacity=10**6), f"e{n}-") for n in range(3))
+    full_cost = min(per_call(full, f"f{n}-") for n in range(3))
+    assert full_cost < empty_cost * 5 + 5e-6
+
+
+def test_limiter_forgive_takes_back_one_failure() -> None:
+    clock = FakeClock()
+    limiter = FailureLimiter(clock, limit=2, window=60.0)
+    limiter.fail("c")
+    limiter.fail("c")
+    assert limiter.blocked("c")
+    limiter.forgive("c")
+    assert not limiter.blocked("c")
+    limiter.forgive("c")
+    limiter.forgive("c")  # never below zero
+    limiter.forgive("unknown")  # and never adds a key
+    assert len(limiter) == 1
+    limiter.fail("c")
+    assert not limiter.blocked("c")

@@ -6,6 +6,8 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from dockmesh.server.accounts import Busy
+from dockmesh.server.clients import limit_key
 from dockmesh.server.context import ctx
 from dockmesh.server.errors import ApiError, Handler, field_str, json_body
 from dockmesh.server.routes import RouteTable, needs_auth
@@ -64,22 +66,38 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         "properties": {"username": {"type": "string"}, "password": {"type": "string"}},
         "required": ["username", "password"],
     },
-    responses={200: "{token}", 401: "wrong credentials"},
+    responses={
+        200: "{token}",
+        401: "wrong credentials",
+        429: "too many failures from this client",
+        503: "too many logins in progress",
+    },
 )
 async def login(request: web.Request) -> web.Response:
     c = ctx(request)
-    client = request.remote or "?"
-    if c.limiter.blocked(f"login:{client}"):
-        raise ApiError(429, "too_many_requests", "too many failed logins; wait a minute")
+    key = limit_key(request, "login")
     body = await json_body(request)
     username = field_str(body, "username", max_len=64)
     password = body.get("password")
     if not isinstance(password, str) or not password:
         raise ApiError(400, "invalid_field", "'password' must be a non-empty string")
-    token = c.accounts.login(username, password)
+    if c.limiter.blocked(key):
+        raise ApiError(
+            429, "too_many_requests", "too many failed logins; wait a minute", headers={"Retry-After": "60"}
+        )
+    # Counted as a failure until it proves right: the check is awaited, and concurrent guesses from
+    # one client must not all pass `blocked` before the first of them has failed.
+    c.limiter.fail(key)
+    try:
+        token = await c.accounts.login(username, password)
+    except Busy:
+        c.limiter.forgive(key)
+        raise ApiError(
+            503, "server_busy", "too many logins in progress; retry in a second", headers={"Retry-After": "1"}
+        ) from None
     if token is None:
-        c.limiter.fail(f"login:{client}")
         raise ApiError(401, "bad_credentials", "wrong username or password")
+    c.limiter.forgive(key)
     c.audit.add(c.clock(), username, "auth.login", username)
     return web.json_response({"token": token})
 

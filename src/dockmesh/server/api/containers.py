@@ -15,12 +15,14 @@ from dockmesh.link.packets import Kind, PacketStream, decode_json
 from dockmesh.server.api.auth import check_origin, current_user
 from dockmesh.server.context import ctx
 from dockmesh.server.errors import ApiError, from_remote
+from dockmesh.server.query import bounded_int
 from dockmesh.server.routes import RouteTable
 
 routes = RouteTable("containers")
 
 ACTION_TIMEOUT = 60.0
 BASE = "/api/v1/hosts/{host}/containers/{container}"
+MAX_TAIL = 1_000_000  # lines; more is a download, not a view, and the engine would read it all first
 
 
 async def _request(request: web.Request, method: str, params: dict[str, Any], timeout: float) -> Any:
@@ -88,13 +90,10 @@ def _open(request: web.Request, kind: str, params: dict[str, Any]) -> tuple[str,
     query=("follow", "tail", "timestamps"),
 )
 async def logs(request: web.Request) -> web.StreamResponse:
-    tail_raw = request.query.get("tail")
-    if tail_raw is not None and not tail_raw.isdigit():
-        raise ApiError(400, "invalid_tail", "'tail' must be a non-negative integer")
     params = {
         "id": request.match_info["container"],
         "follow": _flag(request, "follow"),
-        "tail": int(tail_raw) if tail_raw is not None else None,
+        "tail": bounded_int(request.query.get("tail"), "tail", 0, MAX_TAIL),
         "timestamps": _flag(request, "timestamps"),
     }
     host_name, stream = _open(request, "logs", params)
@@ -208,11 +207,9 @@ async def exec_(request: web.Request) -> web.StreamResponse:
         "tty": request.query.get("tty", "1") not in ("0", "false", "no"),
     }
     for key in ("cols", "rows"):
-        raw = request.query.get(key)
-        if raw is not None:
-            if not raw.isdigit() or not 0 < int(raw) < 1000:
-                raise ApiError(400, "invalid_size", f"'{key}' must be between 1 and 999")
-            params[key] = int(raw)
+        size = bounded_int(request.query.get(key), key, 1, 999)
+        if size is not None:
+            params[key] = size
     host_name, stream = _open(request, "exec", params)
     c.audit.add(
         c.clock(),

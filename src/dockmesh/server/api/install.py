@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from dockmesh.host.facts import ARCH_ALIASES
+from dockmesh.server.clients import limit_key
 from dockmesh.server.context import ctx
 from dockmesh.server.errors import ApiError
 from dockmesh.server.installer import render
@@ -28,12 +29,12 @@ KNOWN_ARCHES = frozenset({"x86_64", "aarch64", *ARCH_ALIASES})
 )
 async def install_script(request: web.Request) -> web.Response:
     c = ctx(request)
-    client = request.remote or "?"
-    if c.limiter.blocked(client):
+    key = limit_key(request, "token")  # the bucket enrolment uses: both are token guesses
+    if c.limiter.blocked(key):
         raise ApiError(429, "too_many_requests", "too many invalid tokens from this address; wait a minute")
     token = request.query.get("token", "")
     if not well_formed(token) or c.agents.pending_for_token(token_hash(token), c.clock()) is None:
-        c.limiter.fail(client)
+        c.limiter.fail(key)
         raise ApiError(401, "invalid_token", "the enrolment token is invalid, used or expired; rotate it")
     artifacts = [a for a in (c.artifacts.get(arch) for arch in ("x86_64", "aarch64")) if a]
     if not artifacts:

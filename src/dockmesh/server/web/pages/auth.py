@@ -6,7 +6,8 @@ import re
 
 from aiohttp import web
 
-from dockmesh.server.accounts import API_TOKEN_TTL
+from dockmesh.server.accounts import API_TOKEN_TTL, Busy
+from dockmesh.server.clients import limit_key
 from dockmesh.server.context import ctx
 from dockmesh.server.routes import RouteTable
 from dockmesh.server.web.render import current_session, render, see_other
@@ -85,13 +86,18 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
 
     if not login_csrf_ok(request, str(form.get(CSRF_FIELD, ""))):
         return again("The form expired; please try again.")
-    client = request.remote or "?"
-    if c.limiter.blocked(f"login:{client}"):
+    key = limit_key(request, "login")
+    if c.limiter.blocked(key):
         return again("Too many failed logins; wait a minute.")
-    token = c.accounts.login(username, password) if username and password else None
+    c.limiter.fail(key)  # counted until it proves right: see api/auth.login
+    try:
+        token = await c.accounts.login(username, password) if username and password else None
+    except Busy:
+        c.limiter.forgive(key)
+        return again("The server is busy with other logins; try again in a moment.")
     if token is None:
-        c.limiter.fail(f"login:{client}")
         return again("Wrong username or password.")
+    c.limiter.forgive(key)
     c.audit.add(c.clock(), username, "auth.login", username)
     response = see_other(target)
     set_session_cookie(response, token, secure=secure_cookies(c.config), max_age=API_TOKEN_TTL)
