@@ -154,7 +154,7 @@ class Gateway:
             return ws
         conn = Conn(record.id, None, self._clock(), fp)  # type: ignore[arg-type]
         conn.link = Link(
-            AiohttpSocket(ws),
+            AiohttpSocket(ws, request.transport),
             Role.ACCEPTOR,
             limits=self.limits,
             on_request=partial(self._on_request, conn),
