@@ -324,7 +324,7 @@ class Link:
             try:
                 self._on_event(event.name, event.body)
             except Exception:
-                log.exception("event handler failed for %s", event.name)
+                log.exception("event handler failed for %r", event.name)
 
     def _start(self, channel: int, coro: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
@@ -347,7 +347,7 @@ class Link:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.exception("request %s failed", event.method)
+            log.exception("request %r failed", event.method)
             self._respond(event.channel, error=ErrorBody("internal", f"{type(exc).__name__}: {exc}"))
         else:
             self._respond(event.channel, result=result)
