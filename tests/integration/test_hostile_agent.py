@@ -117,13 +117,18 @@ class RawAgent:
                 return
 
     def flood(self, limit: int = 256 << 20) -> None:
-        """Send OPEN frames as fast as the server takes them; never read another byte."""
+        """Send OPEN frames as fast as the server takes them; never read another byte.
+
+        Each batch also calls a method with a 64 KiB name: a server that echoes it in its error
+        makes big replies, so the peer's TCP window fills even sooner.
+        """
 
         async def go() -> None:
             assert self.writer is not None
             channel = 3
             while self.written < limit and not self.writer.transport.is_closing():
-                batch = []
+                batch = [_ws_frame(wire.request_frame(channel, "m" * 65536, {}, 60_000))]
+                channel += 2
                 for _ in range(500):
                     batch.append(_ws_frame(wire.open_frame(channel, "logs", {"id": "x"}, None)))
                     channel += 2
