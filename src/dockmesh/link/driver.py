@@ -157,6 +157,7 @@ class Link:
         self._spawn_close(CloseCode.POLICY_VIOLATION, f"output queue over {self._max_output} bytes")
 
     def _spawn_close(self, code: int, reason: str) -> None:
+        self._closing = True  # one close (and one log line) however many frames follow
         task = asyncio.ensure_future(self.close(code, reason))
         self._closers.add(task)
         task.add_done_callback(self._closers.discard)
