@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from dockmesh.link.driver import SEND_TIMEOUT
 from dockmesh.pki.tls import client_context
 from dockmesh.proto import PROTOCOL_VERSION, FrameType
 from dockmesh.proto import frames as wire
@@ -253,5 +254,38 @@ def test_revoking_a_flooding_peer_that_never_reads_returns_within_two_seconds(
         assert server.api.host(good.agent_id)["status"] == "online"  # type: ignore[index]
         assert server.proc is not None
         assert server.proc.alive
+    finally:
+        raw.close()
+
+
+def test_a_peer_that_floods_and_never_reads_is_dropped_and_marked_offline(
+    server_factory: Callable[..., ServerProc], agent_factory: AgentFactory
+) -> None:
+    # Heartbeats far apart, so the send timeout drops the peer, not the silence watchdog (which
+    # also would: a server that stopped reading hears nothing from the peer).
+    server = server_factory(env={"DOCKMESH_HEARTBEAT_INTERVAL": "30s"})
+    good = agent_factory(server, "good", engine=0)
+    bad = agent_factory(server, "bad", engine=1)
+    assert good.agent_id
+    assert bad.agent_id
+    wait_online(server, good.agent_id)
+    wait_online(server, bad.agent_id)
+    bad.stop()
+    raw = RawAgent(bad, server)
+    try:
+        raw.call(raw.connect())
+        raw.call(raw.hello({"hostname": "flood"}))
+        wait_online(server, bad.agent_id)
+        raw.flood()
+        wait_for(raw.stalled(4), 60, interval=0.5, message=lambda: f"server kept reading ({raw.written} B)")
+        # Nobody revokes it: the send timeout (15 s without progress) drops the link.
+        detail = wait_for(
+            lambda: (a := server.api.agent(bad.agent_id))["status"] == "offline" and a,  # type: ignore[arg-type]
+            2 * SEND_TIMEOUT + 10,  # no progress for the timeout, noticed within twice that
+            interval=0.5,
+            message="the non-reading peer was never dropped",
+        )
+        assert "1008" in detail["last_error"]
+        assert server.api.host(good.agent_id)["status"] == "online"  # type: ignore[index]
     finally:
         raw.close()

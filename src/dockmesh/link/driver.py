@@ -40,7 +40,8 @@ EventHandler = Callable[[str, dict[str, Any]], None]
 WRITE_SLICE = 64 * 1024
 # A write that makes no progress for this long means the peer stopped reading (its TCP window is
 # full): the link is closed with 1008. Progress is counted per frame, so a slow but live peer
-# (a 1 MiB frame at 100 KB/s) is not dropped.
+# (a 1 MiB frame at 100 KB/s) is not dropped; the check re-arms itself while frames go out, so a
+# stall is noticed within twice the timeout at the cost of one timer per writer wake-up.
 SEND_TIMEOUT = 15.0
 # The WebSocket close handshake may wait no longer than this before the connection is aborted:
 # revoke must return within 2 s even for a peer that never reads (its close frame would wait
