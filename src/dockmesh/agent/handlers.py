@@ -22,6 +22,7 @@ from dockmesh.docker.logs import follow_logs, stream_logs
 from dockmesh.docker.stats import stream_stats
 from dockmesh.link import RemoteError, Stream
 from dockmesh.link.packets import Kind, PacketStream, decode_json
+from dockmesh.proto import ErrorBody
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +172,18 @@ class Handlers:
         )
         packets = PacketStream(stream)
         pump = asyncio.create_task(self._exec_input(packets, session))
+        handler = asyncio.current_task()
+
+        def input_failed(task: asyncio.Task[None]) -> None:
+            # A dead input pump used to leave the terminal running without stdin, silently.
+            if task.cancelled() or task.exception() is None:
+                return
+            log.warning("exec input in %r failed: %s", p.get("id"), task.exception())
+            stream.close(ErrorBody("bad_input", f"terminal input failed: {task.exception()}"))
+            if handler is not None:
+                handler.cancel()  # the finally below terminates the process
+
+        pump.add_done_callback(input_failed)
         try:
             while True:
                 data = await session.read()

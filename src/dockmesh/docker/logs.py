@@ -20,12 +20,14 @@ import aiohttp
 from dockmesh.docker._api import iter_frames, iter_raw, object_ref, open_stream
 from dockmesh.docker.errors import DockerFailure, bad_request, docker_errors
 
-__all__ = ["REMOVED_LINE", "STOPPED_LINE", "follow_logs", "stream_logs"]
+__all__ = ["MAX_LINE", "REMOVED_LINE", "STOPPED_LINE", "LineSplitter", "follow_logs", "stream_logs"]
 
 REMOVED_LINE = b"[dockmesh] container removed\n"
 STOPPED_LINE = b"[dockmesh] container stopped; waiting for it to start again\n"
 #: How often :func:`follow_logs` looks whether a stopped container runs again.
 POLL_SECONDS = 0.5
+#: Longest line :func:`follow_logs` delivers from a TTY container; longer ones are split.
+MAX_LINE = 64 * 1024
 
 _NS = 1_000_000_000
 _TS_RE = re.compile(rb"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)")
@@ -189,14 +191,61 @@ async def _messages(resp: aiohttp.ClientResponse, tty: bool) -> AsyncIterator[tu
         async for frame in iter_frames(resp):
             yield frame
         return
-    buffer = b""
+    lines = LineSplitter()
     async for chunk in iter_raw(resp):
-        buffer += chunk
-        *lines, buffer = buffer.split(b"\n")
-        for line in lines:
-            yield 1, line + b"\n"
-    if buffer:
-        yield 1, buffer
+        for line in lines.feed(chunk):
+            yield 1, line
+    rest = lines.flush()
+    if rest:
+        yield 1, rest
+
+
+class LineSplitter:
+    """Cuts a byte stream into lines of at most MAX_LINE bytes (newline included).
+
+    A TTY's progress output redraws one line with ``\r`` and never ends it: buffering until the
+    newline held it all in memory, and re-splitting the whole buffer on every chunk made following
+    it quadratic in CPU. Only new bytes are scanned here, and a line that reaches the cap goes out
+    as it is, the rest following as the next line (the engine itself splits log entries at 16 KiB).
+    """
+
+    def __init__(self, max_line: int | None = None) -> None:
+        self.max_line = max_line or MAX_LINE
+        self._partial = bytearray()
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        out: list[bytes] = []
+        start = 0
+        while True:
+            end = chunk.find(b"\n", start)
+            if end < 0:
+                break
+            self._partial += chunk[start : end + 1]
+            start = end + 1
+            out.extend(self._cut(final=True))
+        self._partial += chunk[start:]
+        out.extend(self._cut(final=False))
+        return out
+
+    def flush(self) -> bytes:
+        rest = bytes(self._partial)
+        self._partial.clear()
+        return rest
+
+    def _cut(self, final: bool) -> list[bytes]:
+        """Full-size pieces of the partial line; all of it when the line is complete."""
+        out: list[bytes] = []
+        size = len(self._partial)
+        cut = 0
+        while size - cut >= self.max_line:
+            out.append(bytes(self._partial[cut : cut + self.max_line]))
+            cut += self.max_line
+        if final and cut < size:
+            out.append(bytes(self._partial[cut:]))
+            cut = size
+        if cut:
+            del self._partial[:cut]
+        return out
 
 
 def _running(state: dict[str, Any]) -> bool:

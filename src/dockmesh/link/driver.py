@@ -38,6 +38,15 @@ EventHandler = Callable[[str, dict[str, Any]], None]
 
 # Bulk DATA is written in slices this size so control frames queued meanwhile go out first.
 WRITE_SLICE = 64 * 1024
+# A write that makes no progress for this long means the peer stopped reading (its TCP window is
+# full): the link is closed with 1008. Progress is counted per frame, so a slow but live peer
+# (a 1 MiB frame at 100 KB/s) is not dropped; the check re-arms itself while frames go out, so a
+# stall is noticed within twice the timeout at the cost of one timer per writer wake-up.
+SEND_TIMEOUT = 15.0
+# The WebSocket close handshake may wait no longer than this before the connection is aborted:
+# revoke must return within 2 s even for a peer that never reads (its close frame would wait
+# behind a full TCP window forever).
+CLOSE_TIMEOUT = 1.0
 
 
 class Link:
@@ -54,6 +63,8 @@ class Link:
         on_event: EventHandler | None = None,
         idle_timeout: float | None = None,
         max_handlers: int = 64,
+        send_timeout: float = SEND_TIMEOUT,
+        close_timeout: float = CLOSE_TIMEOUT,
     ) -> None:
         self._socket = socket
         self._session = Session(role, limits or Limits())
@@ -61,11 +72,23 @@ class Link:
         self._on_stream = on_stream
         self._on_event = on_event
         self.idle_timeout = idle_timeout
+        self.send_timeout = send_timeout
+        self.close_timeout = close_timeout
+        limits = self._session.limits
+        self._high_water = limits.output_high_water
+        self._low_water = limits.output_low_water
+        self._max_output = limits.max_output
         self._handler_slots = asyncio.Semaphore(max_handlers)
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._streams: dict[int, Stream] = {}
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._wake_writer = asyncio.Event()
+        # Set by the writer once it has drained below the low-water mark; the reader waits on it.
+        self._drained = asyncio.Event()
+        self._sent = 0  # frames written: the send watchdog's measure of progress
+        self._send_watch: asyncio.TimerHandle | None = None
+        self._closing = False
+        self._closers: set[asyncio.Task[None]] = set()
         self._closed = asyncio.Event()
         self._close_code: int | None = None
         self._close_reason = ""
@@ -94,6 +117,8 @@ class Link:
                 if message is None:
                     break
                 self.last_received = asyncio.get_running_loop().time()
+                if self._closing:
+                    continue  # read on until the close completes, but start no more work
                 try:
                     events = self._session.receive(message)
                 except ProtocolError as exc:
@@ -102,20 +127,58 @@ class Link:
                     break
                 for event in events:
                     self._dispatch(event)
+                if self._session.control_buffered > self._high_water:
+                    await self._backpressure()
         finally:
             self._teardown()
             writer.cancel()
+            if self._send_watch is not None:
+                self._send_watch.cancel()
             if watchdog:
                 watchdog.cancel()
             await asyncio.gather(writer, *(t for t in [watchdog] if t), return_exceptions=True)
+
+    async def _backpressure(self) -> None:
+        """Stop reading until the writer has sent what the peer's messages made us queue.
+
+        Replies to a peer that floods requests but does not read pile up here otherwise; not
+        reading lets the transport's own flow control push back on the peer instead.
+        """
+        if self._session.control_buffered > self._max_output:
+            self._overflow()
+            return
+        self._drained.clear()
+        self._kick()
+        await self._drained.wait()
+
+    def _overflow(self) -> None:
+        if self._closing:
+            return
+        log.warning("link output queue over %d bytes: closing it", self._max_output)
+        self._spawn_close(CloseCode.POLICY_VIOLATION, f"output queue over {self._max_output} bytes")
+
+    def _spawn_close(self, code: int, reason: str) -> None:
+        self._closing = True  # one close (and one log line) however many frames follow
+        task = asyncio.ensure_future(self.close(code, reason))
+        self._closers.add(task)
+        task.add_done_callback(self._closers.discard)
 
     async def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         # The first close wins: a peer's 4401 must not be masked by our own tidy-up close.
         if self._close_code is None and self._socket.close_code is None:
             self._close_code = code
             self._close_reason = reason
-        with contextlib.suppress(Exception):
-            await self._socket.close(code, reason)
+        self._closing = True
+        self._drained.set()  # a paused reader must not wait for a writer that may never drain
+        try:
+            async with asyncio.timeout(self.close_timeout):
+                await self._socket.close(code, reason)
+        except TimeoutError:
+            # The close frame is stuck behind data the peer does not read: drop the connection.
+            log.info("link close handshake took over %gs: aborting the connection", self.close_timeout)
+            self._socket.abort()
+        except Exception as exc:  # the socket is already gone: nothing left to close
+            log.debug("link close failed: %s", exc)
 
     def _teardown(self) -> None:
         self._closed.set()
@@ -263,7 +326,7 @@ class Link:
             try:
                 self._on_event(event.name, event.body)
             except Exception:
-                log.exception("event handler failed for %s", event.name)
+                log.exception("event handler failed for %r", event.name)
 
     def _start(self, channel: int, coro: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
@@ -286,7 +349,7 @@ class Link:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.exception("request %s failed", event.method)
+            log.exception("request %r failed", event.method)
             self._respond(event.channel, error=ErrorBody("internal", f"{type(exc).__name__}: {exc}"))
         else:
             self._respond(event.channel, result=result)
@@ -325,23 +388,45 @@ class Link:
     # --- the writer ----------------------------------------------------------------------------
     def _kick(self) -> None:
         self._wake_writer.set()
+        # One compare per queued frame: requests, events and responses we produce are bounded too.
+        if self._session.control_buffered > self._max_output:
+            self._overflow()
 
     async def _writer(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
             while True:
                 await self._wake_writer.wait()
                 self._wake_writer.clear()
-                while True:
-                    frames = self._session.data_to_send(WRITE_SLICE)
-                    if not frames:
-                        break
-                    for frame in frames:
-                        await self._socket.send(frame)
+                # One timer per wake-up, not per frame; it re-arms itself while frames go out.
+                self._send_watch = loop.call_later(self.send_timeout, self._check_progress, self._sent)
+                try:
+                    while True:
+                        frames = self._session.data_to_send(WRITE_SLICE)
+                        if not frames:
+                            break
+                        for frame in frames:
+                            await self._socket.send(frame)
+                            self._sent += 1
+                        if self._session.control_buffered <= self._low_water:
+                            self._drained.set()
+                finally:
+                    self._send_watch.cancel()
+                self._drained.set()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.info("link writer stopped: %s", exc)
             await self.close(CloseCode.GOING_AWAY, "write failed")
+
+    def _check_progress(self, seen: int) -> None:
+        if self._sent != seen:
+            loop = asyncio.get_running_loop()
+            self._send_watch = loop.call_later(self.send_timeout, self._check_progress, self._sent)
+            return
+        if not self._closing:
+            log.warning("link peer read nothing for %gs: closing the link", self.send_timeout)
+            self._spawn_close(CloseCode.POLICY_VIOLATION, f"peer read nothing for {self.send_timeout:g}s")
 
     async def _watchdog(self) -> None:
         loop = asyncio.get_running_loop()

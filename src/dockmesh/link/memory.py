@@ -35,6 +35,12 @@ class MemorySocket:
             peer.close_code, peer.close_reason = code, reason
             peer._inbox.put_nowait(None)
 
+    def abort(self) -> None:
+        for end in (self, self.peer):
+            if end is not None and end.close_code is None:
+                end.close_code = CloseCode.GOING_AWAY
+                end._inbox.put_nowait(None)
+
 
 def socket_pair() -> tuple[MemorySocket, MemorySocket]:
     a, b = MemorySocket(), MemorySocket()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Protocol, Union
 
 import aiohttp
@@ -22,6 +23,9 @@ class MessageSocket(Protocol):
 
     async def close(self, code: int, reason: str) -> None: ...
 
+    def abort(self) -> None:
+        """Drop the connection now, without a close handshake (the peer does not read)."""
+
 
 _Ws = Union[web.WebSocketResponse, aiohttp.ClientWebSocketResponse]
 
@@ -29,8 +33,9 @@ _Ws = Union[web.WebSocketResponse, aiohttp.ClientWebSocketResponse]
 class AiohttpSocket:
     """Adapts either end of an aiohttp WebSocket."""
 
-    def __init__(self, ws: _Ws) -> None:
+    def __init__(self, ws: _Ws, transport: asyncio.Transport | None = None) -> None:
         self._ws = ws
+        self._transport = transport  # what abort() drops; None: rely on aiohttp's own close timeout
         self.close_code: int | None = None
         self.close_reason = ""
 
@@ -60,3 +65,9 @@ class AiohttpSocket:
             self.close_code = code
             self.close_reason = reason
         await self._ws.close(code=code, message=reason.encode()[:120])
+
+    def abort(self) -> None:
+        if self.close_code is None:
+            self.close_code = CloseCode.GOING_AWAY
+        if self._transport is not None:
+            self._transport.abort()

@@ -14,10 +14,15 @@ class Outbox:
         self._control: deque[bytes] = deque()
         # Insertion order is the round-robin order; a served lane moves to the back.
         self._lanes: OrderedDict[int, deque[bytes]] = OrderedDict()
+        # Bytes waiting in the control queue, kept as a running sum (one add per frame) so the
+        # driver can bound it without walking the queue. DATA is not counted: it is bounded by
+        # the credit the peer granted, and control replies are what a peer can make us queue.
+        self.control_bytes = 0
 
     def control(self, frame: bytes) -> None:
         """Queue a frame that may overtake any DATA."""
         self._control.append(frame)
+        self.control_bytes += len(frame)
 
     def data(self, channel: int, frame: bytes) -> None:
         """Queue a DATA frame behind the channel's earlier DATA."""
@@ -30,7 +35,7 @@ class Outbox:
             lane.append(frame)
         else:
             # Nothing to wait for: send it with the control frames so a byte budget never holds it back.
-            self._control.append(frame)
+            self.control(frame)
 
     def drop(self, channel: int) -> None:
         """Discard the channel's queued DATA (it was cancelled or closed by the peer)."""
@@ -43,12 +48,14 @@ class Outbox:
     def clear(self) -> None:
         """Forget everything."""
         self._control.clear()
+        self.control_bytes = 0
         self._lanes.clear()
 
     def drain(self, max_bytes: int | None = None) -> list[bytes]:
         """Return all control frames, then DATA round-robin until about max_bytes were taken."""
         out = list(self._control)
         self._control.clear()
+        self.control_bytes = 0
         taken = 0
         while self._lanes and (max_bytes is None or taken < max_bytes):
             channel, lane = next(iter(self._lanes.items()))

@@ -19,6 +19,8 @@ from dockmesh.pki.ca import CertificateAuthority
 from dockmesh.pki.identity import cert_info, cert_to_pem, common_name, fingerprint
 from dockmesh.pki.tls import peer_certificate
 from dockmesh.proto import CloseCode, Limits, Role
+from dockmesh.server.agentdata import FACT_KEYS, BadMetrics, clean_facts, clean_metrics, escaped
+from dockmesh.server.bucket import TokenBucket
 from dockmesh.server.errors import ApiError
 from dockmesh.store.agents import AgentState, AgentStore, CertRecord
 
@@ -26,16 +28,14 @@ log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
 HELLO_TIMEOUT = 15.0
-FACT_KEYS = (
-    "hostname",
-    "os",
-    "arch",
-    "python",
-    "docker_version",
-    "docker_api_version",
-    "version",
-    "capabilities",
-)
+# Per agent (across its reconnects): hello writes the agent row, renew signs a certificate (~1 ms of
+# CPU and a write). A healthy agent sends one hello per connection and one renew per 20 days; these
+# leave room for flapping networks and for the agent's retry after a failed renewal (about a
+# second), and cap a looping or hostile agent at a few calls per second. (burst, seconds per call)
+HELLO_RATE = (10, 6.0)
+RENEW_RATE = (3, 5.0)
+
+__all__ = ["FACT_KEYS", "Conn", "Gateway", "cert_record"]
 
 
 @dataclass(eq=False)
@@ -50,6 +50,7 @@ class Conn:
     facts: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] | None = None
     metrics_at: float | None = None
+    bad_metrics_logged: bool = False
 
 
 def cert_record(cert: Any) -> CertRecord:
@@ -80,6 +81,7 @@ class Gateway:
         self._unready: set[Conn] = set()
         self._background: set[asyncio.Future[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self._rates: dict[tuple[str, str], TokenBucket] = {}
 
     # --- queries ------------------------------------------------------------------------------
     def conn(self, agent_id: str) -> Conn | None:
@@ -154,7 +156,7 @@ class Gateway:
             return ws
         conn = Conn(record.id, None, self._clock(), fp)  # type: ignore[arg-type]
         conn.link = Link(
-            AiohttpSocket(ws),
+            AiohttpSocket(ws, request.transport),
             Role.ACCEPTOR,
             limits=self.limits,
             on_request=partial(self._on_request, conn),
@@ -205,12 +207,27 @@ class Gateway:
     # --- agent → server requests and events --------------------------------------------------
     async def _on_request(self, conn: Conn, method: str, params: dict[str, Any]) -> Any:
         if method == "hello":
+            self._check_rate(conn, method, HELLO_RATE)
             return await self._hello(conn, params)
         if not conn.ready:
             raise RemoteError("hello_required", "send hello first")
         if method == "renew":
+            self._check_rate(conn, method, RENEW_RATE)
             return self._renew(conn, params)
-        raise RemoteError("unknown_method", f"the server has no method {method!r}")
+        raise RemoteError("unknown_method", f"the server has no method {escaped(method)}")
+
+    def _check_rate(self, conn: Conn, method: str, rate: tuple[int, float]) -> None:
+        """Refuse the call (the link stays up) past its per-agent rate; log once per run of refusals."""
+        now = self._clock()
+        bucket = self._rates.get((conn.agent_id, method))
+        if bucket is None:
+            bucket = self._rates[(conn.agent_id, method)] = TokenBucket(*rate, now)
+        if bucket.take(now):
+            return
+        if not bucket.warned:
+            bucket.warned = True
+            log.warning("agent %s: too many %s requests; refusing them for now", conn.agent_id, method)
+        raise RemoteError("rate_limited", f"too many {method} requests; retry in {bucket.wait():.0f}s")
 
     async def _hello(self, conn: Conn, params: dict[str, Any]) -> dict[str, Any]:
         if params.get("protocol") != PROTOCOL_VERSION:
@@ -221,7 +238,7 @@ class Gateway:
                 ),
             )
             raise RemoteError("upgrade_required", f"server speaks protocol {PROTOCOL_VERSION}")
-        facts = {k: params[k] for k in FACT_KEYS if k in params}
+        facts = clean_facts(params)
         record = self._agents.get(conn.agent_id)
         if record is None or record.state is not AgentState.ENROLLED:
             raise RemoteError("revoked", "this agent is no longer enrolled")
@@ -233,7 +250,7 @@ class Gateway:
         self._conns[conn.agent_id] = conn
         if previous is not None and previous is not conn:
             self._spawn(previous.link.close(CloseCode.REPLACED, "replaced by a newer session of this agent"))
-        log.info("agent %s online (%s)", conn.agent_id, facts.get("hostname", "?"))
+        log.info("agent %s online (%s)", conn.agent_id, escaped(facts.get("hostname", "?")))
         return {
             "server_version": __version__,
             "protocol": PROTOCOL_VERSION,
@@ -262,7 +279,15 @@ class Gateway:
     def _on_event(self, conn: Conn, name: str, body: dict[str, Any]) -> None:
         if name == "heartbeat" and conn.ready:
             conn.link.send_event("heartbeat", {})
-            metrics = body.get("metrics")
-            if isinstance(metrics, dict):
-                conn.metrics = metrics
-                conn.metrics_at = self._clock()
+            if "metrics" not in body:
+                return
+            try:
+                conn.metrics = clean_metrics(body["metrics"])
+            except BadMetrics as exc:
+                # Keep the last good sample (its age shows it is stale); one bad agent, one tile.
+                if not conn.bad_metrics_logged:
+                    conn.bad_metrics_logged = True
+                    log.warning("agent %s sent bad metrics (kept its last good ones): %s", conn.agent_id, exc)
+                return
+            conn.metrics_at = self._clock()
+            conn.bad_metrics_logged = False

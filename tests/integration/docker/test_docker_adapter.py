@@ -22,7 +22,7 @@ from dockmesh.docker.errors import DockerFailure, docker_errors, translate
 from dockmesh.docker.events import engine_events
 from dockmesh.docker.exec import ExecSession
 from dockmesh.docker.images import list_images, pull_image, remove_image
-from dockmesh.docker.logs import REMOVED_LINE, STOPPED_LINE, follow_logs, stream_logs
+from dockmesh.docker.logs import MAX_LINE, REMOVED_LINE, STOPPED_LINE, follow_logs, stream_logs
 from dockmesh.docker.networks import create_network, list_networks, remove_network
 from dockmesh.docker.stacks import list_stacks
 from dockmesh.docker.stats import stats_once, stream_stats
@@ -488,6 +488,29 @@ async def test_follow_logs_of_tty_container(docker: aiodocker.Docker) -> None:
     numbers = [int(c.rstrip(b"\r\n").split(b"-")[1]) for c in got]
     assert all(c.startswith(b"run1-") for c in got), got
     assert numbers == list(range(numbers[0], numbers[0] + 3))
+
+
+async def test_follow_logs_of_tty_progress_output_splits_long_lines(docker: aiodocker.Docker) -> None:
+    # A progress bar redraws one line with \r and never ends it: 300 KB on one "line".
+    script = (
+        'i=0; while [ $i -lt 20000 ]; do printf "progress %05d\\r" $i; i=$((i+1)); done;'
+        " echo; echo done; sleep 600"
+    )
+    cid = await create_container(
+        docker, name="dm-tty-progress", image=BUSYBOX_IMAGE, cmd=["sh", "-c", script], tty=True
+    )
+    got: list[bytes] = []
+    agen = follow_logs(docker, cid)
+    async with aclosing(agen), asyncio.timeout(30):
+        async for chunk in agen:
+            got.append(chunk)
+            if chunk.startswith(b"done"):
+                break
+    assert max(len(c) for c in got) <= MAX_LINE
+    assert len(got) >= 5  # 300 KB could not come as one line
+    joined = b"".join(got)
+    assert b"progress 00000\r" in joined
+    assert b"progress 19999\r" in joined
 
 
 # -------------------------------------------------------------------------- stats

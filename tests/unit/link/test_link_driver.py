@@ -59,6 +59,11 @@ class MemorySocket:
         assert self.peer is not None
         self.peer._shut(code, reason)
 
+    def abort(self) -> None:
+        self._shut(1006, "aborted")
+        assert self.peer is not None
+        self.peer._shut(1006, "aborted")
+
 
 def _is_message_socket(sock: MessageSocket) -> MessageSocket:
     return sock  # mypy checks MemorySocket against the protocol here

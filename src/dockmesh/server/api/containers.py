@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from dockmesh.link import LinkClosed, RemoteError, RequestTimeout, Stream
 from dockmesh.link.packets import Kind, PacketStream, decode_json
@@ -18,6 +19,7 @@ from dockmesh.server.errors import ApiError, from_remote
 from dockmesh.server.query import bounded_int
 from dockmesh.server.routes import RouteTable
 
+log = logging.getLogger(__name__)
 routes = RouteTable("containers")
 
 ACTION_TIMEOUT = 60.0
@@ -127,13 +129,40 @@ async def logs(request: web.Request) -> web.StreamResponse:
     return response
 
 
+# Terminal input: one WebSocket message may be this large (a big paste); larger ones close the
+# socket with 1009 and a reason. Each message is relayed in packets of EXEC_INPUT_CHUNK, well
+# under the link's packet limit (1 MiB), so a paste of any allowed size reaches the process.
+EXEC_MAX_MESSAGE = 4 << 20
+EXEC_INPUT_CHUNK = 64 * 1024
+
+
+class StreamSocket(web.WebSocketResponse):
+    """aiohttp closes an oversized message with a bare 1009; this one says why, so the user knows."""
+
+    def __init__(self, *, max_msg_size: int = EXEC_MAX_MESSAGE, **kwargs: Any) -> None:
+        super().__init__(max_msg_size=max_msg_size, **kwargs)
+        self.max_message = max_msg_size
+
+    async def close(self, *, code: int = 1000, message: bytes = b"", drain: bool = True) -> bool:
+        if code == WSCloseCode.MESSAGE_TOO_BIG and not message:
+            limit = self.max_message
+            size = f"{limit >> 20} MiB" if limit >= 1 << 20 else f"{limit} bytes"
+            message = f"message over {size}; send it in smaller pieces".encode()
+        return await super().close(code=code, message=message, drain=drain)
+
+
+def _close_reason(text: str) -> bytes:
+    """A WebSocket close reason: at most 123 bytes of valid UTF-8."""
+    return text.encode()[:123].decode(errors="ignore").encode()
+
+
 async def _pump_closes(ws: web.WebSocketResponse, on_message: Any) -> None:
     async for msg in ws:
         if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
             await on_message(msg)
 
 
-async def _relay(
+async def relay(
     ws: web.WebSocketResponse,
     stream: Stream,
     packets: PacketStream,
@@ -141,27 +170,46 @@ async def _relay(
     on_client: Callable[[Any], Awaitable[None]],
     on_packet: Callable[[Kind, bytes], Awaitable[None]],
 ) -> None:
-    """Relay host packets to the WebSocket until either side ends; the host's work is cancelled on exit."""
+    """Relay host packets to the WebSocket until either side ends; the host's work is cancelled on exit.
+
+    Once the 101 has gone out no exception may leave here: aiohttp would log it and try to send a
+    500 on an upgraded connection. A failure closes the WebSocket with 1011 and a short reason.
+    """
     reader = asyncio.create_task(_pump_closes(ws, on_client))
+    code, reason = WSCloseCode.OK, ""
     try:
         while True:
             packet_task = asyncio.ensure_future(packets.recv())
             await asyncio.wait({packet_task, reader}, return_when=asyncio.FIRST_COMPLETED)
             if not packet_task.done():
                 packet_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await packet_task
+                reader.result()  # an input failure is raised here; a client that left is not
                 break  # the client went away: cancelling the stream stops the work on the host
             packet = packet_task.result()
             if packet is None:
                 break
             await on_packet(*packet)
     except RemoteError as exc:
-        await ws.send_json({"type": "error", "code": exc.code, "message": f"{host_name}: {exc.message}"})
+        message = f"{host_name}: {exc.message}"
+        code, reason = WSCloseCode.INTERNAL_ERROR, message
+        with contextlib.suppress(Exception):
+            await ws.send_json({"type": "error", "code": exc.code, "message": message})
+    except LinkClosed:
+        code, reason = WSCloseCode.INTERNAL_ERROR, f"the link to host {host_name} closed"
+    except ConnectionError:
+        pass  # the client's connection is gone: there is nobody to tell
+    except Exception as exc:
+        log.exception("relay of a %s stream from %s failed", stream.kind, host_name)
+        code, reason = WSCloseCode.INTERNAL_ERROR, f"internal error ({type(exc).__name__}); see the log"
     finally:
         stream.cancel()
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await reader
-        await ws.close()
+        with contextlib.suppress(Exception):
+            await ws.close(code=code, message=_close_reason(reason))
 
 
 @routes.route(
@@ -173,7 +221,7 @@ async def _relay(
 async def stats(request: web.Request) -> web.StreamResponse:
     check_origin(request)
     host_name, stream = _open(request, "stats", {"id": request.match_info["container"]})
-    ws = web.WebSocketResponse(heartbeat=30.0)
+    ws = StreamSocket(heartbeat=30.0)
     await ws.prepare(request)
     packets = PacketStream(stream)
 
@@ -183,7 +231,7 @@ async def stats(request: web.Request) -> web.StreamResponse:
     async def forward(kind: Kind, payload: bytes) -> None:
         await ws.send_str(payload.decode())
 
-    await _relay(ws, stream, packets, host_name, ignore, forward)
+    await relay(ws, stream, packets, host_name, ignore, forward)
     return ws
 
 
@@ -218,13 +266,15 @@ async def exec_(request: web.Request) -> web.StreamResponse:
         f"{request.match_info['host']}/{params['id']}",
         {"cmd": cmd},
     )
-    ws = web.WebSocketResponse(heartbeat=30.0)
+    ws = StreamSocket(heartbeat=30.0, max_msg_size=EXEC_MAX_MESSAGE)
     await ws.prepare(request)
     packets = PacketStream(stream)
 
     async def to_host(msg: Any) -> None:
         if msg.type == WSMsgType.BINARY:
-            await packets.send(Kind.DATA, msg.data)
+            data = memoryview(msg.data)
+            for start in range(0, len(data), EXEC_INPUT_CHUNK):
+                await packets.send(Kind.DATA, bytes(data[start : start + EXEC_INPUT_CHUNK]))
             return
         try:
             control = json.loads(msg.data)
@@ -239,5 +289,5 @@ async def exec_(request: web.Request) -> web.StreamResponse:
         else:
             await ws.send_json(decode_json(payload))
 
-    await _relay(ws, stream, packets, host_name, to_host, forward)
+    await relay(ws, stream, packets, host_name, to_host, forward)
     return ws
