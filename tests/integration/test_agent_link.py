@@ -126,7 +126,7 @@ def test_server_killed_and_restarted_agents_come_back(
         wait_online(server, a.agent_id)
     before = [a.log_text().count("reconnecting") for a in agents]
     server.kill()
-    for a, seen in zip(agents, before):
+    for a, seen in zip(agents, before, strict=True):
         # Each agent must have noticed the loss before the server comes back, or nothing is tested.
         wait_for(
             lambda a=a, seen=seen: a.log_text().count("reconnecting") > seen,

@@ -53,7 +53,7 @@ def test_json_body_in_two_tcp_segments(server: ServerProc) -> None:
         sock.settimeout(1.0)
         try:
             early = sock.recv(65536)
-        except socket.timeout:
+        except TimeoutError:
             early = b""
         assert early == b"", early[:200]
         sock.settimeout(30)

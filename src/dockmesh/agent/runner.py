@@ -224,7 +224,7 @@ class Agent:
                 return code
         except aiohttp.WSServerHandshakeError as exc:
             self._fail(f"server refused the WebSocket upgrade: HTTP {exc.status} {exc.message}")
-        except (aiohttp.ClientError, OSError, ssl.SSLError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError, ssl.SSLError) as exc:
             self._fail(f"cannot connect to {identity.connect_url}: {exc or type(exc).__name__}")
         return None
 

@@ -117,5 +117,5 @@ def docker_errors() -> Iterator[None]:
         yield
     except DockerFailure:
         raise
-    except (aiodocker.DockerError, OSError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, aiodocker.DockerError, OSError, aiohttp.ClientError) as exc:
         raise translate(exc) from exc

@@ -342,7 +342,7 @@ class Link:
                 result = await asyncio.wait_for(
                     self._on_request(event.method, event.params), event.deadline_ms / 1000
                 )
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._respond(event.channel, error=ErrorBody("deadline", f"{event.method} ran past its deadline"))
         except RemoteError as exc:
             self._respond(event.channel, error=ErrorBody(exc.code, exc.message))
@@ -371,7 +371,7 @@ class Link:
                     await asyncio.wait_for(self._on_stream(stream), deadline_ms / 1000)
                 else:
                     await self._on_stream(stream)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             stream.close(ErrorBody("deadline", f"{stream.kind} ran past its deadline"))
         except RemoteError as exc:
             stream.close(ErrorBody(exc.code, exc.message))

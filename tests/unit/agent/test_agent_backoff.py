@@ -16,7 +16,7 @@ def test_ceiling_doubles_up_to_the_cap() -> None:
     delays = [backoff.next() for _ in range(7)]
     ceilings = [1, 2, 4, 8, 10, 10, 10]
     assert delays == pytest.approx([c * ALMOST_ONE for c in ceilings])
-    for delay, ceiling in zip(delays, ceilings):
+    for delay, ceiling in zip(delays, ceilings, strict=True):
         assert delay < ceiling
 
 

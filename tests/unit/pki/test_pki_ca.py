@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import stat
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -180,9 +180,9 @@ def test_mismatched_ca_key_is_an_error(ca: CertificateAuthority, ca_dir: Path) -
 
 def test_agent_cert_ignores_everything_in_csr(ca: CertificateAuthority) -> None:
     key = generate_key()
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     cert = ca.issue_agent_cert(_hostile_csr(key), "agent-123", timedelta(seconds=90))
-    after = datetime.now(timezone.utc)
+    after = datetime.now(UTC)
 
     cert.verify_directly_issued_by(ca.ca_cert)
     assert isinstance(cert.signature_hash_algorithm, hashes.SHA256)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta, timezone
+from datetime import UTC, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -59,5 +59,5 @@ def test_cert_info(ca: CertificateAuthority) -> None:
     assert info.serial == info.serial.lower()
     assert info.not_before.utcoffset() == timedelta(0)
     assert info.not_after.tzinfo is not None
-    assert info.not_after.astimezone(timezone.utc) == ca.ca_cert.not_valid_after_utc
+    assert info.not_after.astimezone(UTC) == ca.ca_cert.not_valid_after_utc
     assert info.fingerprint == ca.ca_sha256

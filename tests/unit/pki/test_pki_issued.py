@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -11,7 +11,7 @@ from dockmesh.pki.ca import CertificateAuthority
 from dockmesh.pki.issued import IssuedCertError, check_issued, utcnow
 from dockmesh.pki.keys import generate_key, make_csr
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 
 
 def test_accepts_a_certificate_for_our_key_from_our_ca(ca: CertificateAuthority) -> None:
@@ -50,4 +50,4 @@ def test_refuses_a_certificate_from_the_future_beyond_skew(ca: CertificateAuthor
 
 
 def test_utcnow_is_aware() -> None:
-    assert utcnow(0.0) == datetime(1970, 1, 1, tzinfo=timezone.utc)
+    assert utcnow(0.0) == datetime(1970, 1, 1, tzinfo=UTC)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ssl
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -124,7 +125,7 @@ def test_a_missing_operator_certificate_stops_the_start(tmp_path: Path) -> None:
 
 
 def test_a_self_issued_certificate_near_expiry_is_renewed_in_place(tmp_path: Path) -> None:
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
     from unittest import mock
 
     cfg = config(tmp_path, DOCKMESH_BASE_URL="https://ui.example.com:8080")
@@ -134,7 +135,7 @@ def test_a_self_issued_certificate_near_expiry_is_renewed_in_place(tmp_path: Pat
     tls.refresh()  # still fresh: nothing happens
     assert tls.cert_path.read_bytes() == before
     # 380 days on (within 30 days of expiry) the daily check re-issues it on the same key.
-    later = datetime.now(timezone.utc) + timedelta(days=380)
+    later = datetime.now(UTC) + timedelta(days=380)
     with mock.patch("dockmesh.pki.ca._now", return_value=later):
         tls.refresh()
     assert tls.cert_path.read_bytes() != before

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -20,7 +20,7 @@ routes = RouteTable("agents")
 
 
 def iso(ts: float | None) -> str | None:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat() if ts is not None else None
+    return datetime.fromtimestamp(ts, UTC).isoformat() if ts is not None else None
 
 
 def agent_status(c: ServerContext, record: AgentRecord) -> str:

@@ -102,7 +102,7 @@ async def logs(request: web.Request) -> web.StreamResponse:
     try:
         # Wait briefly for the first bytes so a missing container is a clean 404, not a broken stream.
         first = await asyncio.wait_for(stream.read(), 2.0)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         first = b""
     except RemoteError as exc:
         raise from_remote(exc.code, exc.message, host_name) from None

@@ -72,7 +72,10 @@ main() {
   case "$arch" in amd64) arch=x86_64 ;; arm64) arch=aarch64 ;; esac
   expected=$(artifact_sha256 "$arch") || die "this server has no agent build for $arch"
 
-  command -v python3 >/dev/null || die "python3 (3.9 or newer) is required to run the agent"
+  command -v python3 >/dev/null || die "python3 (3.11 or newer) is required to run the agent"
+  # The artifact is built for the server's Python floor; say so before downloading it.
+  python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
+    die "the agent needs python3 3.11 or newer; this host has $(python3 -V 2>&1)"
   command -v curl >/dev/null || die "curl is required"
   if [ "$skip_docker" -eq 0 ] && ! command -v dockerd >/dev/null && ! command -v docker >/dev/null; then
     install_docker
