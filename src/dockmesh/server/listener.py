@@ -47,8 +47,8 @@ async def enroll(request: web.Request) -> web.Response:
     key = limit_key(request, "token")
     client = str(client_address(request, c.config.trusted_proxies) or "?")
     body = await json_body(request, limit=64 * 1024)
-    # Checked after the body is read, with no await until the verdict is counted: concurrent guesses
-    # from one client cannot all pass this check before the first of them fails.
+    # Checked after the body is read, and counted as a failure until the token proves good: the lookup
+    # is awaited, and concurrent guesses from one client must not all pass `blocked` before one fails.
     if c.limiter.blocked(key):
         raise ApiError(
             429,
@@ -56,27 +56,29 @@ async def enroll(request: web.Request) -> web.Response:
             "too many failed enrolments from this address; wait a minute",
             headers={"Retry-After": "60"},
         )
+    c.limiter.fail(key)
     token, csr = body.get("token"), body.get("csr")
     now = c.clock()
     record = None
     if isinstance(token, str) and well_formed(token):
-        record = c.agents.pending_for_token(token_hash(token), now)
+        record = await c.agents.pending_for_token(token_hash(token), now)
     if record is None or not isinstance(token, str):
-        c.limiter.fail(key)
         raise ApiError(401, "invalid_token", "the enrolment token is invalid, used or expired; rotate it")
     if not isinstance(csr, str):
+        c.limiter.forgive(key)
         raise ApiError(400, "bad_csr", "'csr' must be a PEM certificate request")
     try:
         cert = c.ca.issue_agent_cert(csr.encode(), record.id, timedelta(seconds=c.config.cert_lifetime))
     except CsrError as exc:
+        c.limiter.forgive(key)
         raise ApiError(400, "bad_csr", str(exc)) from None
     # The UPDATE only matches while the token is still pending: of concurrent redeemers exactly one wins.
-    if not c.agents.redeem(
+    if not await c.agents.redeem(
         record.id, token_hash(token), cert_record(cert), clean_facts(body.get("host")), now
     ):
-        c.limiter.fail(key)
         raise ApiError(401, "invalid_token", "the enrolment token is invalid, used or expired; rotate it")
-    c.audit.add(now, "agent", "agent.enroll", record.id, {"name": record.name, "from": client})
+    c.limiter.forgive(key)
+    await c.audit.add(now, "agent", "agent.enroll", record.id, {"name": record.name, "from": client})
     log.info("agent %s (%s) enrolled from %s", record.id, record.name, client)
     return web.json_response(
         {
