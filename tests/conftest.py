@@ -59,6 +59,19 @@ def tmp_short() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-from tests.integration.spine import agent_artifacts, agent_factory, server, server_factory  # noqa: E402
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests in modules marked `both_engines` that start servers run once on SQLite, once on PostgreSQL."""
+    if metafunc.definition.get_closest_marker("both_engines") and "server_factory" in metafunc.fixturenames:
+        metafunc.parametrize("database_engine", ENGINES, indirect=True)
 
-__all__ = ["agent_artifacts", "agent_factory", "server", "server_factory"]
+
+from tests.integration.spine import (  # noqa: E402
+    ENGINES,
+    agent_artifacts,
+    agent_factory,
+    database_engine,
+    server,
+    server_factory,
+)
+
+__all__ = ["agent_artifacts", "agent_factory", "database_engine", "server", "server_factory"]

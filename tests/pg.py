@@ -104,6 +104,22 @@ class Postgres:
             raise FleetError(f"psql {sql!r} failed ({code}); see {self.dir / 'psql.log'}")
         return code
 
+    def _client(self, tool: str, url: str, *args: str) -> str:
+        """Run psql or pg_dump against the database of ``url`` and return its output."""
+        return subprocess.run(
+            [str(PG_BIN / tool), "-h", str(self.dir), "-p", str(self.port), "-U", SUPERUSER,
+             "-d", url.rsplit("/", 1)[1], *args],
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, check=True, timeout=60,
+        ).stdout  # fmt: skip
+
+    def query(self, url: str, sql: str) -> list[str]:
+        """The first column of each row (unaligned text)."""
+        return self._client("psql", url, "-At", "-v", "ON_ERROR_STOP=1", "-c", sql).splitlines()
+
+    def dump(self, url: str) -> str:
+        """The whole database as SQL text (schema and rows)."""
+        return self._client("pg_dump", url, "--inserts")
+
     def url(self, database: str) -> str:
         return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
 
