@@ -45,8 +45,10 @@ def _sqlite_setup(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def begin(conn: sa.Connection) -> None:
-        write = conn.get_execution_options().get("dockmesh_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        options = conn.get_execution_options()
+        if options.get("dockmesh_peek"):
+            return  # one SELECT on its own is atomic already
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("dockmesh_write") else "BEGIN")
 
 
 class Database:
@@ -60,6 +62,10 @@ class Database:
         if self.dialect == "sqlite":
             _sqlite_setup(self.engine)
         self._writer = self.engine.execution_options(dockmesh_write=True)
+        # A lone SELECT needs no BEGIN/COMMIT around it: each is a round trip (a thread hop on SQLite).
+        self._peeker = self.engine.execution_options(
+            **({"dockmesh_peek": True} if self.dialect == "sqlite" else {"isolation_level": "AUTOCOMMIT"})
+        )
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Database:
@@ -92,6 +98,11 @@ class Database:
     async def read(self) -> AsyncIterator[AsyncConnection]:
         async with self.engine.begin() as conn:
             yield conn
+
+    async def peek(self, statement: sa.Select[tuple[Any]]) -> Any:
+        """The one value of a single-row SELECT, outside any transaction."""
+        async with self._peeker.connect() as conn:
+            return (await conn.execute(statement)).scalar_one()
 
     async def close(self) -> None:
         await self.engine.dispose()
