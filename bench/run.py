@@ -50,7 +50,7 @@ def machine() -> dict[str, Any]:
 
 
 async def on_postgresql(
-    base: Path, n_held: int, n_restart: int, procs: int, settle: float, pause: float
+    base: Path, n_held: int, n_restart: int, procs: tuple[int, int], settle: float, pause: float
 ) -> Any:
     """The largest hold and the restart again, with the server on PostgreSQL (the tests' throwaway cluster,
     on this machine too, so its CPU is in the figures like the load generator's)."""
@@ -59,11 +59,11 @@ async def on_postgresql(
         pg.start()
         held_env = {"DOCKMESH_DATABASE_URL": pg.create_database("held")}
         print(f"bench: holding {n_held} agents on PostgreSQL", file=sys.stderr, flush=True)
-        result = {"held": await held(base / "pg-held", n_held, procs, settle, env=held_env)}
+        result = {"held": await held(base / "pg-held", n_held, procs[0], settle, env=held_env)}
         print(f"bench: restart at {n_restart} hosts on PostgreSQL", file=sys.stderr, flush=True)
         restart_env = {"DOCKMESH_DATABASE_URL": pg.create_database("restart")}
         result["restart_agents"] = n_restart
-        result["restart_s"] = await restart(base / "pg-restart", n_restart, procs, pause, env=restart_env)
+        result["restart_s"] = await restart(base / "pg-restart", n_restart, procs[1], pause, env=restart_env)
         return result
     finally:
         pg.stop()
@@ -97,7 +97,7 @@ async def run(smoke: bool, base: Path, engines_: list[str]) -> dict[str, Any]:
         results["streams"] = await logs_and_exec(host)
     if "postgresql" in engines_:
         results["postgresql"] = await on_postgresql(
-            base, sizes[-1], n_ops, 1 if smoke else 2, settle, 1.0 if smoke else 12.0
+            base, sizes[-1], n_ops + 2, (procs, 1 if smoke else 2), settle, 1.0 if smoke else 12.0
         )
     return results
 
