@@ -73,14 +73,23 @@ def _record(row: Sequence[Any]) -> AgentRecord:
     )
 
 
+def _later(seen: sa.ColumnElement[float]) -> sa.ColumnElement[float]:
+    """The later of the stored and the batched time: a `touch` at link close may land mid-flush."""
+    return sa.case((agents.c.last_seen > seen, agents.c.last_seen), else_=seen)
+
+
 _SEEN_MANY = (
-    agents.update().where(agents.c.id == sa.bindparam("agent_id")).values(last_seen=sa.bindparam("seen"))
+    agents.update()
+    .where(agents.c.id == sa.bindparam("agent_id"))
+    .values(last_seen=_later(sa.bindparam("seen", type_=sa.Double())))
 )
 _SEEN_ROWS = sa.select(
     sa.func.unnest(sa.cast(sa.bindparam("ids"), postgresql.ARRAY(sa.Text))).label("agent_id"),
     sa.func.unnest(sa.cast(sa.bindparam("seens"), postgresql.ARRAY(sa.Double))).label("seen"),
 ).subquery("seen")
-_SEEN_UNNEST = agents.update().where(agents.c.id == _SEEN_ROWS.c.agent_id).values(last_seen=_SEEN_ROWS.c.seen)
+_SEEN_UNNEST = (
+    agents.update().where(agents.c.id == _SEEN_ROWS.c.agent_id).values(last_seen=_later(_SEEN_ROWS.c.seen))
+)
 _VERSION = sa.select(versions.c.value).where(versions.c.name == "agents")
 _BUMP = versions.update().where(versions.c.name == "agents").values(value=versions.c.value + 1)
 

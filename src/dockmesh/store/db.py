@@ -5,6 +5,7 @@ Statements run off the event loop: aiosqlite in its own thread per connection, a
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -62,6 +63,10 @@ class Database:
         if self.dialect == "sqlite":
             _sqlite_setup(self.engine)
         self._writer = self.engine.execution_options(dockmesh_write=True)
+        # SQLite has one writer at a time. Queued here, writers wait their turn in order; left to SQLite's
+        # busy handler (sleeps, in each connection's thread) a burst of enrolments outwaits busy_timeout
+        # and fails with "database is locked". busy_timeout still covers another process on the file.
+        self._write_turn = asyncio.Lock() if self.dialect == "sqlite" else None
         # A lone SELECT needs no BEGIN/COMMIT around it: each is a round trip (a thread hop on SQLite).
         self._peeker = self.engine.execution_options(
             **({"dockmesh_peek": True} if self.dialect == "sqlite" else {"isolation_level": "AUTOCOMMIT"})
@@ -91,7 +96,11 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """One transaction that may write: committed at the end, rolled back on any exception."""
-        async with self._writer.begin() as conn:
+        if self._write_turn is None:
+            async with self._writer.begin() as conn:
+                yield conn
+            return
+        async with self._write_turn, self._writer.begin() as conn:
             yield conn
 
     @asynccontextmanager

@@ -54,9 +54,17 @@ def _current(connection: sa.Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
+# Any constant, the same in every release: replicas starting together on PostgreSQL migrate one at a time.
+_MIGRATION_LOCK = 0x646D7368  # "dmsh"
+
+
 async def upgrade(db: Database, target: str = "head") -> None:
     """Bring the schema to `target` in one transaction (DDL is transactional on both engines)."""
     async with db.write() as conn:
+        if db.dialect == "postgresql":
+            # Held to the end of this transaction; the next replica then finds the schema at head. (SQLite's
+            # BEGIN IMMEDIATE already serialises: one writer at a time.)
+            await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
         await conn.run_sync(_upgrade, target)
 
 

@@ -211,3 +211,11 @@ async def test_touch_wins_over_a_pending_heartbeat(agents: AgentStore) -> None:
     await agents.touch(agent_id, NOW + 2)  # the link closed: its time is final
     assert await agents.flush_seen() == 0
     assert (await fetch(agents, agent_id)).last_seen == NOW + 2
+
+
+async def test_a_late_batch_never_moves_last_seen_back(agents: AgentStore) -> None:
+    agent_id = await enrolled_agent(agents)
+    await agents.touch(agent_id, NOW + 5)  # the link closed at NOW + 5 …
+    agents.note_seen(agent_id, NOW + 3)  # … while a heartbeat from before was still on its way to the batch
+    assert await agents.flush_seen() == 1
+    assert (await fetch(agents, agent_id)).last_seen == NOW + 5

@@ -9,11 +9,23 @@ from collections.abc import AsyncIterator
 import pytest
 
 from dockmesh.server.tokens import token_hash
-from dockmesh.store import Database
+from dockmesh.store import Database, migrate
 from dockmesh.store.agents import AgentStore, CertRecord
 
 NOW = 1_700_000_000.0
 TTL = 3600.0
+
+
+async def test_replicas_starting_together_migrate_once(database_url: str) -> None:
+    # An empty database (no `db` fixture here): three servers race to create the schema.
+    opened = await asyncio.gather(*(Database.open(database_url) for _ in range(3)))
+    try:
+        for db in opened:
+            assert await migrate.current(db) == migrate.head()
+        assert await AgentStore(opened[0]).all() == []
+    finally:
+        for db in opened:
+            await db.close()
 
 
 @pytest.fixture
