@@ -65,7 +65,7 @@ class FailureLimiter:
         if entry is not None and entry[1] > 0:
             self._windows[key] = (entry[0], entry[1] - 1)
 
-    def enter(self, key: str, most: int = 32) -> bool:
+    def enter(self, key: str, most: int = 128) -> bool:
         """Start an attempt whose verdict needs an await (a database lookup); False past `most` at once.
 
         `blocked` only sees failures already counted: without this bound, any number of concurrent
