@@ -239,7 +239,7 @@ class Gateway:
         if record is None or record.state is not AgentState.ENROLLED:
             raise RemoteError("revoked", "this agent is no longer enrolled")
         conn.facts = facts
-        await self._agents.update_facts(conn.agent_id, facts, self._clock())
+        self._agents.note_facts(conn.agent_id, facts, self._clock())  # written in the next batch
         conn.ready = True
         self._unready.discard(conn)
         previous = self._conns.get(conn.agent_id)

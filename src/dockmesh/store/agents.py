@@ -78,6 +78,9 @@ def _later(seen: sa.ColumnElement[float]) -> sa.ColumnElement[float]:
     return sa.case((agents.c.last_seen > seen, agents.c.last_seen), else_=seen)
 
 
+_FACTS_MANY = (
+    agents.update().where(agents.c.id == sa.bindparam("agent_id")).values(facts=sa.bindparam("facts"))
+)
 _SEEN_MANY = (
     agents.update()
     .where(agents.c.id == sa.bindparam("agent_id"))
@@ -105,8 +108,9 @@ class AgentStore:
         # replica on the same database invalidates it too. Nothing here is known to this process alone
         # except heartbeat times not yet flushed (see flush_seen).
         self._all: tuple[int, list[AgentRecord]] | None = None
-        # Heartbeat times waiting for the next flush (see note_seen).
+        # Heartbeat times and hello facts waiting for the next flush (see note_seen, note_facts).
         self._seen: dict[str, float] = {}
+        self._facts: dict[str, dict[str, Any]] = {}
 
     async def _write(self, conn: AsyncConnection, statement: sa.Executable) -> bool:
         """Run one UPDATE/INSERT and bump the version in the same transaction; True if a row changed."""
@@ -246,8 +250,11 @@ class AgentStore:
         await self._update(agent_id, facts=json.dumps(facts), last_seen=now)
 
     async def touch(self, agent_id: str, now: float) -> None:
+        """The link ended: its time is final, and facts from its hello not flushed yet go with it."""
         self._seen.pop(agent_id, None)
-        await self._update(agent_id, last_seen=now)
+        facts = self._facts.pop(agent_id, None)
+        extra = {"facts": json.dumps(facts)} if facts is not None else {}
+        await self._update(agent_id, last_seen=now, **extra)
 
     async def set_error(self, agent_id: str, message: str) -> None:
         await self._update(agent_id, last_error=message[:500])
@@ -267,22 +274,38 @@ class AgentStore:
         """
         self._seen[agent_id] = now
 
-    async def flush_seen(self) -> int:
-        """Write the remembered heartbeat times in one transaction; returns how many.
+    def note_facts(self, agent_id: str, facts: dict[str, Any], now: float) -> None:
+        """Remember a hello's facts; written by the next `flush_seen` (or `touch`).
 
-        It does not bump the version: a live agent's last_seen is shown as "now" by the replica holding
-        its link, and the link's end is recorded by `touch`, which does. So heartbeats never invalidate
-        the agent list, which 10,000 agents would otherwise do every few seconds.
+        After a server restart every agent says hello within seconds: a write transaction each (SQLite has
+        one writer at a time) kept 1,000 agents from coming back for 20 s. The replica holding the link
+        shows its facts from memory meanwhile.
         """
-        if not self._seen:
+        self._facts[agent_id] = facts
+        self._seen[agent_id] = now
+
+    async def flush_seen(self) -> int:
+        """Write the remembered heartbeat times (and hello facts) in one transaction; returns how many.
+
+        Heartbeat times do not bump the version: a live agent's last_seen is shown as "now" by the replica
+        holding its link, and the link's end is recorded by `touch`, which does. So heartbeats never
+        invalidate the agent list, which 10,000 agents would otherwise do every few seconds.
+        """
+        if not self._seen and not self._facts:
             return 0
         batch, self._seen = self._seen, {}
+        facts, self._facts = self._facts, {}
         async with self._db.write() as conn:
+            if facts:
+                # Facts are in the cached list (offline hosts show them): these bump the version.
+                rows = [{"agent_id": k, "facts": json.dumps(v)} for k, v in facts.items()]
+                await conn.execute(_FACTS_MANY, rows)
+                await conn.execute(_BUMP)
             if self._db.dialect == "postgresql":
                 # Two array parameters unnested server-side: 1,000 agents in ~25 ms, against ~45 ms for
                 # executemany (a statement per agent), and no bound-parameter limit to chunk around.
                 await conn.execute(_SEEN_UNNEST, {"ids": list(batch), "seens": list(batch.values())})
-            else:
+            elif batch:
                 # SQLite: executemany loops over one prepared statement in aiosqlite's thread (~15 ms).
                 await conn.execute(_SEEN_MANY, [{"agent_id": k, "seen": v} for k, v in batch.items()])
         return len(batch)

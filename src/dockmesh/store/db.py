@@ -17,10 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from dockmesh.store.url import async_url, redact
 
 _PRAGMAS = (
+    "PRAGMA busy_timeout=5000",  # first: switching to WAL needs the lock another process may hold
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",
     "PRAGMA foreign_keys=ON",
-    "PRAGMA busy_timeout=5000",
 )
 
 

@@ -219,3 +219,21 @@ async def test_a_late_batch_never_moves_last_seen_back(agents: AgentStore) -> No
     agents.note_seen(agent_id, NOW + 3)  # … while a heartbeat from before was still on its way to the batch
     assert await agents.flush_seen() == 1
     assert (await fetch(agents, agent_id)).last_seen == NOW + 5
+
+
+async def test_hello_facts_are_batched_and_reach_the_list(agents: AgentStore) -> None:
+    agent_id = await enrolled_agent(agents)
+    assert (await agents.all())[0].facts == {}  # cached now
+    agents.note_facts(agent_id, {"os": "linux"}, NOW + 1)
+    assert await agents.flush_seen() == 1
+    [record] = await agents.all()  # the flush bumped the version: the cache is rebuilt
+    assert (record.facts, record.last_seen) == ({"os": "linux"}, NOW + 1)
+
+
+async def test_touch_writes_facts_not_flushed_yet(agents: AgentStore) -> None:
+    agent_id = await enrolled_agent(agents)
+    agents.note_facts(agent_id, {"os": "linux"}, NOW + 1)
+    await agents.touch(agent_id, NOW + 2)
+    assert await agents.flush_seen() == 0
+    record = await fetch(agents, agent_id)
+    assert (record.facts, record.last_seen) == ({"os": "linux"}, NOW + 2)
