@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from tests.pg import Postgres
 
 import bench.engines as engines
 from bench.engines import RealHost, enrol_online, logs_and_exec
 from bench.report import render
-from bench.simulated import fleet_ops, held
+from bench.simulated import fleet_ops, held, restart
 
 
 def machine() -> dict[str, Any]:
@@ -48,7 +49,27 @@ def machine() -> dict[str, Any]:
     }
 
 
-async def run(smoke: bool, base: Path) -> dict[str, Any]:
+async def on_postgresql(
+    base: Path, n_held: int, n_restart: int, procs: tuple[int, int], settle: float, pause: float
+) -> Any:
+    """The largest hold and the restart again, with the server on PostgreSQL (the tests' throwaway cluster,
+    on this machine too, so its CPU is in the figures like the load generator's)."""
+    pg = Postgres()
+    try:
+        pg.start()
+        held_env = {"DOCKMESH_DATABASE_URL": pg.create_database("held")}
+        print(f"bench: holding {n_held} agents on PostgreSQL", file=sys.stderr, flush=True)
+        result = {"held": await held(base / "pg-held", n_held, procs[0], settle, env=held_env)}
+        print(f"bench: restart at {n_restart} hosts on PostgreSQL", file=sys.stderr, flush=True)
+        restart_env = {"DOCKMESH_DATABASE_URL": pg.create_database("restart")}
+        result["restart_agents"] = n_restart
+        result["restart_s"] = await restart(base / "pg-restart", n_restart, procs[1], pause, env=restart_env)
+        return result
+    finally:
+        pg.stop()
+
+
+async def run(smoke: bool, base: Path, engines_: list[str]) -> dict[str, Any]:
     results: dict[str, Any] = {"machine": machine(), "smoke": smoke}
     sizes = [20] if smoke else [1000, 5000, 10000]
     procs = 1 if smoke else 4
@@ -74,6 +95,10 @@ async def run(smoke: bool, base: Path) -> dict[str, Any]:
     async with RealHost(base / "real") as host:
         results["enrol"] = await enrol_online(host, 2 if smoke else 5)
         results["streams"] = await logs_and_exec(host)
+    if "postgresql" in engines_:
+        results["postgresql"] = await on_postgresql(
+            base, sizes[-1], n_ops + 2, (procs, 1 if smoke else 2), settle, 1.0 if smoke else 12.0
+        )
     return results
 
 
@@ -83,13 +108,22 @@ def main() -> int:
     parser.add_argument("--out", help="write the Markdown report here (default: print it)")
     parser.add_argument("--json", help="also write the raw results here")
     parser.add_argument("--from-json", help="render the report from raw results saved earlier; run nothing")
+    parser.add_argument(
+        "--engines",
+        default="sqlite,postgresql",
+        help="database engines for the server (comma-separated); every benchmark runs on SQLite, the largest "
+        "hold and the restart also on each other engine listed (default: sqlite,postgresql)",
+    )
     args = parser.parse_args()
+    engines_ = [e.strip() for e in args.engines.split(",") if e.strip()]
+    if not set(engines_) <= {"sqlite", "postgresql"} or "sqlite" not in engines_:
+        parser.error("--engines: sqlite (always) and optionally postgresql")
     if args.from_json:
         results = json.loads(Path(args.from_json).read_text())
     else:
         base = Path(tempfile.mkdtemp(prefix="dmb", dir="/tmp"))
         try:
-            results = asyncio.run(run(args.smoke, base))
+            results = asyncio.run(run(args.smoke, base, engines_))
         finally:
             shutil.rmtree(base, ignore_errors=True)
     report = render(results)

@@ -78,6 +78,31 @@ async def held(
         }
 
 
+async def _restarts(fleet: SimFleet, agents: int, pause: float) -> list[float]:
+    """Seconds until all `agents` are back online after each of three SIGKILL + restarts."""
+    assert fleet.api
+    restarts = []
+    for _ in range(3):
+        # Agents reset their backoff after a session healthy for 10 s; restart after that, like an
+        # operator would, rather than while the fleet is still reconnecting from the last one.
+        await asyncio.sleep(pause)
+        fleet.server.kill()
+        started = time.monotonic()
+        fleet.server.start()
+        await fleet.api.reconnect()
+        await fleet.api.wait_online(agents, 120)
+        restarts.append(time.monotonic() - started)
+    return [round(r, 2) for r in restarts]
+
+
+async def restart(
+    base: Path, n: int, processes: int, pause: float = 12.0, env: dict[str, str] | None = None
+) -> list[float]:
+    """Kill-restart recovery alone (for the same figure on another database engine)."""
+    async with SimFleet(base, n, processes, env=env) as fleet:
+        return await _restarts(fleet, n, pause)
+
+
 async def fleet_ops(base: Path, n: int, processes: int, pause: float = 12.0) -> Result:
     """Fan-out at 1/100/n hosts, a stalled host, the dashboard and kill-restart recovery on one fleet."""
     async with SimFleet(base, n, processes) as fleet:
@@ -137,17 +162,5 @@ async def fleet_ops(base: Path, n: int, processes: int, pause: float = 12.0) -> 
         out["stalled"] = await stalled_run("zz-stalled", n)
         out["stalled_first"] = await stalled_run("a-stalled", n + 1)
         out["restart_agents"] = n + 2
-
-        restarts = []
-        for _ in range(3):
-            # Agents reset their backoff after a session healthy for 10 s; restart after that, like an
-            # operator would, rather than while the fleet is still reconnecting from the last one.
-            await asyncio.sleep(pause)
-            fleet.server.kill()
-            started = time.monotonic()
-            fleet.server.start()
-            await api.reconnect()
-            await api.wait_online(n + 2, 120)
-            restarts.append(time.monotonic() - started)
-        out["restart_s"] = [round(r, 2) for r in restarts]
+        out["restart_s"] = await _restarts(fleet, n + 2, pause)
         return out

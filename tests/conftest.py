@@ -1,5 +1,5 @@
 """Fixtures shared by the integration and browser tests: real dockerd engines (tests/fleet.py), real
-server and agent processes (tests/integration/spine.py)."""
+server and agent processes (tests/integration/spine.py), a real PostgreSQL server (tests/pg.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.fleet import Fleet, short_tmpdir
+from tests.pg import Postgres
 
 _FLEET: Fleet | None = None
 
@@ -26,6 +27,17 @@ def fleet() -> Iterator[Fleet]:
     finally:
         _FLEET = None
         f.close()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """One PostgreSQL 15 cluster for the session, started on first use; `create_database` per test."""
+    pg = Postgres()
+    try:
+        pg.start()
+        yield pg
+    finally:
+        pg.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -47,6 +59,19 @@ def tmp_short() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-from tests.integration.spine import agent_artifacts, agent_factory, server, server_factory  # noqa: E402
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests in modules marked `both_engines` that start servers run once on SQLite, once on PostgreSQL."""
+    if metafunc.definition.get_closest_marker("both_engines") and "server_factory" in metafunc.fixturenames:
+        metafunc.parametrize("database_engine", ENGINES, indirect=True)
 
-__all__ = ["agent_artifacts", "agent_factory", "server", "server_factory"]
+
+from tests.integration.spine import (  # noqa: E402
+    ENGINES,
+    agent_artifacts,
+    agent_factory,
+    database_engine,
+    server,
+    server_factory,
+)
+
+__all__ = ["agent_artifacts", "agent_factory", "database_engine", "server", "server_factory"]

@@ -31,10 +31,21 @@ def test_bench_smoke(tmp_path: Path) -> None:
     assert ops["stalled"]["timeouts"] == 1
     assert ops["stalled"]["p50_ms"] >= ops["stalled"]["deadline_ms"]
     assert len(ops["restart_s"]) == 3
+    pg = results["postgresql"]
+    assert pg["held"]["online"] == pg["held"]["agents"] == 20
+    assert len(pg["restart_s"]) == 3
     streams = results["streams"]
     assert streams["complete"] is True
     assert streams["linked_mb_s"] > 0
     assert streams["exec"]["linked_p50_ms"] > 0
     report = out.read_text()
-    for heading in ("Agents held", "Fan-out", "Dashboard", "SIGKILL", "Streams", "Targets"):
+    for heading in (
+        "Agents held",
+        "Fan-out",
+        "Dashboard",
+        "SIGKILL",
+        "Streams",
+        "Targets",
+        "Database engines",
+    ):
         assert heading in report

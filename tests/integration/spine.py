@@ -11,16 +11,37 @@ import pytest
 
 from tests.fleet import Fleet, short_tmpdir, wait_for
 from tests.integration.harness import AgentProc, ServerProc
+from tests.pg import Postgres
+
+ENGINES = ("sqlite", "postgresql")
 
 
 @pytest.fixture
-def server_factory() -> Iterator[Callable[..., ServerProc]]:
+def database_engine(request: pytest.FixtureRequest) -> str:
+    """The servers' database: SQLite unless a module marked `both_engines` runs the test on each."""
+    engine: str = getattr(request, "param", "sqlite")
+    return engine
+
+
+@pytest.fixture
+def server_factory(
+    request: pytest.FixtureRequest, database_engine: str
+) -> Iterator[Callable[..., ServerProc]]:
     made: list[tuple[ServerProc, Path]] = []
+    postgres: Postgres | None = (
+        request.getfixturevalue("postgres") if database_engine == "postgresql" else None
+    )
+    databases: list[str] = []
 
     def make(
         env: dict[str, str] | None = None, docker_host: str | None = None, start: bool = True, **tls: Any
     ) -> ServerProc:
         base = short_tmpdir("s")
+        env = dict(env or {})
+        if postgres is not None and "DOCKMESH_DATABASE_URL" not in env:
+            # A database per server: tests (and two servers in one test) never see each other's rows.
+            databases.append(postgres.create_database("srv"))
+            env["DOCKMESH_DATABASE_URL"] = databases[-1]
         srv = ServerProc(base, env=env, docker_host=docker_host, **tls)
         made.append((srv, base))
         return srv.start() if start else srv
@@ -29,6 +50,9 @@ def server_factory() -> Iterator[Callable[..., ServerProc]]:
     for srv, base in made:
         srv.stop()
         shutil.rmtree(base, ignore_errors=True)
+    for url in databases:
+        assert postgres is not None
+        postgres.drop_database(url)
 
 
 @pytest.fixture

@@ -24,6 +24,9 @@ from dockmesh.proto import CloseCode
 from tests.fleet import Fleet, wait_for
 from tests.integration.harness import AgentProc, ServerProc
 from tests.integration.spine import wait_online
+from tests.pg import Postgres
+
+pytestmark = pytest.mark.both_engines
 
 AgentFactory = Callable[..., AgentProc]
 
@@ -297,7 +300,9 @@ def test_malformed_frames_close_that_link_only(
     assert server.proc.alive
 
 
-def test_tokens_never_reach_logs_or_database(server: ServerProc, agent_factory: AgentFactory) -> None:
+def test_tokens_never_reach_logs_or_database(
+    server: ServerProc, agent_factory: AgentFactory, database_engine: str, request: pytest.FixtureRequest
+) -> None:
     agent = agent_factory(server)
     assert agent.agent_id
     assert agent.token
@@ -312,11 +317,19 @@ def test_tokens_never_reach_logs_or_database(server: ServerProc, agent_factory: 
     for path in server.data_dir.rglob("*"):
         if path.is_file():
             blobs.append(path.read_bytes().decode("latin-1"))
+    if database_engine == "postgresql":
+        postgres: Postgres = request.getfixturevalue("postgres")
+        url = server.extra_env["DOCKMESH_DATABASE_URL"]
+        blobs.append(postgres.dump(url))
+        hashes: list[str | None] = [h or None for h in postgres.query(url, "SELECT token_hash FROM agents")]
+    else:
+        db = sqlite3.connect(server.data_dir / "dockmesh.db")
+        hashes = [row[0] for row in db.execute("SELECT token_hash FROM agents")]
+        db.close()
+    assert hashes
     for secret in secrets:
         for blob in blobs:
             assert secret not in blob
-    db = sqlite3.connect(server.data_dir / "dockmesh.db")
-    hashes = [row[0] for row in db.execute("SELECT token_hash FROM agents")]
     assert all(h is None or len(h) == 64 for h in hashes)
 
 

@@ -8,9 +8,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.fleet import Fleet
 from tests.integration.harness import ADMIN_PASSWORD, AgentProc, ServerProc
 from tests.integration.spine import wait_online
+
+pytestmark = pytest.mark.both_engines
 
 
 def cli(home: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import aiohttp
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -19,6 +20,8 @@ from dockmesh.pki.keys import generate_key, make_csr
 from dockmesh.pki.tls import client_context
 from tests.fleet import wait_for
 from tests.integration.harness import ServerProc
+
+pytestmark = pytest.mark.both_engines
 
 
 def ca_pem(server: ServerProc) -> bytes:

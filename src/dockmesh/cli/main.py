@@ -20,6 +20,7 @@ from dockmesh.server.config import ConfigError, ServerConfig
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from dockmesh.server.app import Server
+    from dockmesh.store import StoreError
 
     try:
         config = ServerConfig.from_env(
@@ -32,6 +33,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             tls_key=args.tls_key,
             insecure_http=args.insecure_http,
             trusted_proxies=args.trusted_proxies,
+            database_url=args.database_url,
         )
     except ConfigError as exc:
         print(f"dockmesh: {exc}", file=sys.stderr)
@@ -42,9 +44,39 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"dockmesh: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:
+    except (OSError, StoreError) as exc:
         print(f"dockmesh: cannot start: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    """`db upgrade` (what `serve` does at start) and `db current`, for an operator's maintenance window."""
+    from dockmesh.store import Database, StoreError, migrate
+    from dockmesh.store.url import redact
+
+    try:
+        config = ServerConfig.from_env(data_dir=args.data_dir, database_url=args.database_url)
+    except ConfigError as exc:
+        print(f"dockmesh: {exc}", file=sys.stderr)
+        return 2
+    url = config.database_url
+    if args.action == "upgrade" and not config.database:
+        config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    async def run() -> str | None:
+        db = await Database.open(url, migrate=args.action == "upgrade")
+        try:
+            return await migrate.current(db)
+        finally:
+            await db.close()
+
+    try:
+        revision = asyncio.run(run())
+    except StoreError as exc:
+        print(f"dockmesh: {exc}", file=sys.stderr)
+        return 1
+    print(f"{revision or 'empty'} (head {migrate.head()}) {redact(url)}")
     return 0
 
 
@@ -166,7 +198,16 @@ def parser() -> argparse.ArgumentParser:
         "--trusted-proxies",
         help="comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed (default none)",
     )
+    s.add_argument(
+        "--database-url",
+        help="sqlite:///PATH (default: dockmesh.db in the data dir) or postgresql://USER@HOST:PORT/DB",
+    )
     s.set_defaults(func=cmd_serve)
+    d = sub.add_parser("db", help="database schema: upgrade to the newest revision, or show the current one")
+    d.add_argument("action", choices=["upgrade", "current"])
+    d.add_argument("--data-dir")
+    d.add_argument("--database-url", help="as for serve (env DOCKMESH_DATABASE_URL)")
+    d.set_defaults(func=cmd_db)
     b = sub.add_parser("build-agent", help="build the agent artifact (pex) for this architecture")
     b.add_argument("--out", default="./data/artifacts")
     b.set_defaults(func=cmd_build_agent)

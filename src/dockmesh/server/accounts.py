@@ -25,13 +25,13 @@ class Accounts:
         # Verifying against a dummy hash for unknown users keeps login time independent of whether they exist.
         self._dummy = self.passwords.hash_now(secrets.token_hex(16))
 
-    def bootstrap_admin(self, password: str | None) -> None:
+    async def bootstrap_admin(self, password: str | None) -> None:
         """Create `admin` on first start; a generated password is printed once, never logged."""
-        if self._users.count():
+        if await self._users.count():
             return
         generated = password is None
         secret = password or secrets.token_urlsafe(15)
-        self._users.create("admin", self.passwords.hash_now(secret), True, self._clock())
+        await self._users.create("admin", self.passwords.hash_now(secret), True, self._clock())
         if generated:
             print(
                 f"dockmesh: created user 'admin' with password: {secret}\n"
@@ -42,21 +42,21 @@ class Accounts:
 
     async def login(self, username: str, password: str) -> str | None:
         """A new bearer token, or None for wrong credentials; raises Busy when checks are queued up."""
-        user = self._users.by_username(username)
+        user = await self._users.by_username(username)
         if not await self.passwords.verify(user.password_hash if user else self._dummy, password):
             return None
         if user is None:
             return None
         token = secrets.token_urlsafe(32)
         now = self._clock()
-        self._users.add_token(token_hash(token), user.id, now, now + API_TOKEN_TTL)
+        await self._users.add_token(token_hash(token), user.id, now, now + API_TOKEN_TTL)
         return token
 
-    def user_for_token(self, token: str) -> UserRecord | None:
-        return self._users.user_for_token(token_hash(token), self._clock())
+    async def user_for_token(self, token: str) -> UserRecord | None:
+        return await self._users.user_for_token(token_hash(token), self._clock())
 
-    def logout(self, token: str) -> None:
-        self._users.drop_token(token_hash(token))
+    async def logout(self, token: str) -> None:
+        await self._users.drop_token(token_hash(token))
 
     def close(self) -> None:
         self.passwords.close()

@@ -65,10 +65,10 @@ def all_specs(tables: Iterable[RouteTable] = HTTP_TABLES) -> list[RouteSpec]:
     return [spec for table in tables for spec in table.specs]
 
 
-def build_context(config: ServerConfig, clock: Callable[[], float] = time.time) -> ServerContext:
+async def build_context(config: ServerConfig, clock: Callable[[], float] = time.time) -> ServerContext:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     config.data_dir.chmod(0o700)
-    db = Database(config.db_path)
+    db = await Database.open(config.database_url)
     agent_host = urlsplit(config.agent_url).hostname
     sans = (*config.agent_sans, *([agent_host] if agent_host else []))
     ca = CertificateAuthority.load_or_create(config.pki_dir, sans=sans)
@@ -135,9 +135,9 @@ class Server:
 
     async def start(self) -> None:
         share_tls_read_buffer()
-        context = build_context(self.config, self._clock)
+        context = await build_context(self.config, self._clock)
         self.context = context
-        context.accounts.bootstrap_admin(self.config.admin_password)
+        await context.accounts.bootstrap_admin(self.config.admin_password)
         # Handler cancellation: a viewer that leaves a followed log must stop the read on the host.
         http_runner = web.AppRunner(
             http_app(context), access_log_class=RedactingAccessLogger, handler_cancellation=True
@@ -205,7 +205,9 @@ class Server:
         self._runners.clear()
         if self.context:
             self.context.accounts.close()
-            self.context.db.close()
+            # Heartbeat times not yet written, and those of the links the cleanup above just ended.
+            await self.context.agents.flush_seen()
+            await self.context.db.close()
 
     async def run_forever(self) -> None:
         await self.start()

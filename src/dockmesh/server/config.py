@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dockmesh.store.url import UrlError, check, default_url
+
 _URL = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~\-/]*)?$")
 
 
@@ -94,11 +96,13 @@ class ServerConfig:
     insecure_http: bool = False
     # Reverse proxies whose X-Forwarded-For is believed (for rate limits and logs); nobody's by default.
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    # `sqlite:///…` or `postgresql://…`; empty means the SQLite file in the data dir.
+    database: str = ""
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
-    def db_path(self) -> Path:
-        return self.data_dir / "dockmesh.db"
+    def database_url(self) -> str:
+        return self.database or default_url(self.data_dir)
 
     @property
     def pki_dir(self) -> Path:
@@ -131,6 +135,7 @@ class ServerConfig:
         tls_key: str | None = None,
         insecure_http: bool = False,
         trusted_proxies: str | None = None,
+        database_url: str | None = None,
     ) -> ServerConfig:
         env = os.environ if env is None else env
         directory = Path(data_dir or env.get("DOCKMESH_DATA_DIR") or "./data").resolve()
@@ -163,6 +168,12 @@ class ServerConfig:
             )
         sans = tuple(s.strip() for s in env.get("DOCKMESH_AGENT_SANS", "").split(",") if s.strip())
         artifact = env.get("DOCKMESH_ARTIFACT_DIR")
+        database = database_url or env.get("DOCKMESH_DATABASE_URL") or ""
+        if database:
+            try:
+                check(database)
+            except UrlError as exc:
+                raise ConfigError(str(exc)) from None
         return cls(
             data_dir=directory,
             http_host=http_host,
@@ -186,4 +197,5 @@ class ServerConfig:
             trusted_proxies=parse_networks(
                 trusted_proxies or env.get("DOCKMESH_TRUSTED_PROXIES", ""), "--trusted-proxies"
             ),
+            database=database,
         )

@@ -38,14 +38,14 @@ class HostDirectory:
         self._gateway = gateway
         self._local = local
 
-    def all(self) -> list[HostRef]:
+    async def all(self) -> list[HostRef]:
         """Local (when its engine answers) and every enrolled agent, online or not, by name."""
         hosts: list[HostRef] = []
         if self._local.available:
             hosts.append(
                 HostRef(LOCAL_ID, LOCAL_ID, (), self._local.link, self._local.metrics, self._local.metrics_at)
             )
-        for record in self._agents.all():
+        for record in await self._agents.all():
             if record.state is not AgentState.ENROLLED:
                 continue
             conn = self._gateway.conn(record.id)
@@ -61,10 +61,10 @@ class HostDirectory:
             )
         return sorted(hosts, key=lambda h: (h.name, h.id))
 
-    def select(self, selector: str) -> list[HostRef]:
+    async def select(self, selector: str) -> list[HostRef]:
         """`all`, a host id, or `tag:<t>`; an unknown host id is a 404."""
         selector = (selector or "all").strip()
-        hosts = self.all()
+        hosts = await self.all()
         if selector == "all":
             return hosts
         if selector.startswith("tag:"):
@@ -77,11 +77,11 @@ class HostDirectory:
                 return [host]
         raise ApiError(404, "host_not_found", f"no host with id {selector!r}")
 
-    def require(self, host_id: str) -> tuple[HostRef, Link]:
+    async def require(self, host_id: str) -> tuple[HostRef, Link]:
         """The host and its live link, or 400 (not one host) / 404 (unknown) / 503 (offline, named)."""
         if host_id in ("", "all") or host_id.startswith("tag:"):
             raise ApiError(400, "bad_host", "address one host by its id")
-        host = self.select(host_id)[0]
+        host = (await self.select(host_id))[0]
         if host.link is None or host.link.closed:
             raise ApiError(503, "host_offline", f"host {host.name!r} is offline")
         return host, host.link

@@ -105,6 +105,7 @@ class Gateway:
             *(c.link.close(CloseCode.GOING_AWAY, "server shutting down") for c in list(self._conns.values())),
             return_exceptions=True,
         )
+        await self._agents.flush_seen()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run a close in the background, keeping a reference so it is not garbage-collected midway."""
@@ -122,7 +123,7 @@ class Gateway:
         await asyncio.gather(*(c.link.close(code, reason) for c in conns), return_exceptions=True)
 
     async def _sweep(self) -> None:
-        """One timer for all links: drop peers silent past 2 intervals and a half.
+        """One timer for all links: drop peers silent past 2 intervals and a half, write last_seen.
 
         It sends nothing: our heartbeat answers each of the agent's (see _on_event), so the writes
         are spread over the interval as the agents' own timers are, instead of 10,000 in one burst.
@@ -136,6 +137,12 @@ class Gateway:
                 if now - conn.link.last_received > limit:
                     log.info("agent %s silent for %.0fs, closing its link", conn.agent_id, limit)
                     self._spawn(conn.link.close(CloseCode.HEARTBEAT_TIMEOUT, "no heartbeat from agent"))
+            try:
+                await self._agents.flush_seen()
+            except Exception:
+                # The database may be briefly away (a PostgreSQL failover): the links carry on, and the
+                # times dropped here are only as stale as the next heartbeat makes up for.
+                log.exception("could not write the agents' last_seen times")
 
     # --- the /connect handler -----------------------------------------------------------------
     async def serve(self, request: web.Request) -> web.StreamResponse:
@@ -148,7 +155,7 @@ class Gateway:
             max_msg_size=self.limits.max_frame, timeout=5.0, autoping=True, compress=False
         )
         await ws.prepare(request)
-        record = self._agents.by_fingerprint(fp, self._clock())
+        record = await self._agents.by_fingerprint(fp, self._clock())
         if record is None or common_name(cert) != record.id:
             # Identity comes only from the certificate: unknown, revoked or rotated all look the same.
             log.info("refused agent link: certificate %s… is unknown or revoked", fp[:16])
@@ -174,10 +181,10 @@ class Gateway:
             self._unready.discard(conn)
             if self._conns.get(record.id) is conn:
                 del self._conns[record.id]
-                self._agents.touch(record.id, self._clock())
+                await self._agents.touch(record.id, self._clock())
             code = conn.link.close_code
             if conn.ready and code not in (None, CloseCode.NORMAL, CloseCode.GOING_AWAY, CloseCode.REPLACED):
-                self._agents.set_error(record.id, f"link closed with {code}: {conn.link.close_reason}")
+                await self._agents.set_error(record.id, f"link closed with {code}: {conn.link.close_reason}")
         return ws
 
     # --- certificate expiry on a live link ----------------------------------------------------
@@ -191,7 +198,13 @@ class Gateway:
         timer: list[asyncio.TimerHandle] = []
 
         def due() -> None:
-            record = self._agents.get(conn.agent_id)
+            # A timer callback cannot await: the store lookup runs as a task the gateway keeps.
+            self._spawn(check())
+
+        async def check() -> None:
+            if conn.link.closed:
+                return
+            record = await self._agents.get(conn.agent_id)
             current = record.cert if record is not None and record.state is AgentState.ENROLLED else None
             now = self._clock()
             if current is not None and current.not_after > now:
@@ -199,7 +212,7 @@ class Gateway:
                 timer[0] = loop.call_later(current.not_after - now, due)
                 return
             log.info("agent %s: certificate expired, closing its link", conn.agent_id)
-            self._spawn(conn.link.close(CloseCode.UNAUTHORIZED, "agent certificate expired; re-enrol"))
+            await conn.link.close(CloseCode.UNAUTHORIZED, "agent certificate expired; re-enrol")
 
         timer.append(loop.call_later(max(0.0, not_after - self._clock()), due))
         return lambda: timer[0].cancel()
@@ -213,7 +226,7 @@ class Gateway:
             raise RemoteError("hello_required", "send hello first")
         if method == "renew":
             self._check_rate(conn, method, RENEW_RATE)
-            return self._renew(conn, params)
+            return await self._renew(conn, params)
         raise RemoteError("unknown_method", f"the server has no method {escaped(method)}")
 
     def _check_rate(self, conn: Conn, method: str, rate: tuple[int, float]) -> None:
@@ -239,11 +252,11 @@ class Gateway:
             )
             raise RemoteError("upgrade_required", f"server speaks protocol {PROTOCOL_VERSION}")
         facts = clean_facts(params)
-        record = self._agents.get(conn.agent_id)
+        record = await self._agents.get(conn.agent_id)
         if record is None or record.state is not AgentState.ENROLLED:
             raise RemoteError("revoked", "this agent is no longer enrolled")
         conn.facts = facts
-        self._agents.update_facts(conn.agent_id, facts, self._clock())
+        self._agents.note_facts(conn.agent_id, facts, self._clock())  # written in the next batch
         conn.ready = True
         self._unready.discard(conn)
         previous = self._conns.get(conn.agent_id)
@@ -258,7 +271,7 @@ class Gateway:
             "cert_not_after": record.cert.not_after if record and record.cert else None,
         }
 
-    def _renew(self, conn: Conn, params: dict[str, Any]) -> dict[str, Any]:
+    async def _renew(self, conn: Conn, params: dict[str, Any]) -> dict[str, Any]:
         from dockmesh.pki.csr import CsrError
 
         csr = params.get("csr")
@@ -271,13 +284,14 @@ class Gateway:
         except CsrError as exc:
             raise RemoteError("bad_csr", str(exc)) from None
         record = cert_record(cert)
-        if not self._agents.renew(conn.agent_id, record, self._clock() + self._renew_grace):
+        if not await self._agents.renew(conn.agent_id, record, self._clock() + self._renew_grace):
             raise RemoteError("revoked", "this agent is no longer enrolled")
         log.info("agent %s renewed its certificate (serial %s)", conn.agent_id, record.serial)
         return {"cert": cert_to_pem(cert).decode(), "not_after": record.not_after}
 
     def _on_event(self, conn: Conn, name: str, body: dict[str, Any]) -> None:
         if name == "heartbeat" and conn.ready:
+            self._agents.note_seen(conn.agent_id, self._clock())
             conn.link.send_event("heartbeat", {})
             if "metrics" not in body:
                 return

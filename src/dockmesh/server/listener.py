@@ -11,11 +11,12 @@ from aiohttp import web
 from dockmesh.pki.csr import CsrError
 from dockmesh.pki.identity import cert_to_pem
 from dockmesh.server.clients import client_address, limit_key
-from dockmesh.server.context import ctx
+from dockmesh.server.context import ServerContext, ctx
 from dockmesh.server.errors import ApiError, json_body
 from dockmesh.server.gateway import FACT_KEYS, cert_record
 from dockmesh.server.routes import RouteTable
 from dockmesh.server.tokens import token_hash, well_formed
+from dockmesh.store.agents import AgentRecord
 
 log = logging.getLogger(__name__)
 routes = RouteTable("agent-listener")
@@ -28,6 +29,31 @@ def clean_facts(value: Any) -> dict[str, Any]:
     return {
         k: str(value[k])[:200] for k in FACT_KEYS if k in value and isinstance(value[k], (str, int, float))
     }
+
+
+async def _redeem(c: ServerContext, key: str, body: dict[str, Any]) -> tuple[AgentRecord, Any, float]:
+    """Check the token, issue the certificate, consume the token: the record and certificate, or an error."""
+    token, csr = body.get("token"), body.get("csr")
+    now = c.clock()
+    record = None
+    if isinstance(token, str) and well_formed(token):
+        record = await c.agents.pending_for_token(token_hash(token), now)
+    if record is None or not isinstance(token, str):
+        c.limiter.fail(key)
+        raise ApiError(401, "invalid_token", "the enrolment token is invalid, used or expired; rotate it")
+    if not isinstance(csr, str):
+        raise ApiError(400, "bad_csr", "'csr' must be a PEM certificate request")
+    try:
+        cert = c.ca.issue_agent_cert(csr.encode(), record.id, timedelta(seconds=c.config.cert_lifetime))
+    except CsrError as exc:
+        raise ApiError(400, "bad_csr", str(exc)) from None
+    # The UPDATE only matches while the token is still pending: of concurrent redeemers exactly one wins.
+    if not await c.agents.redeem(
+        record.id, token_hash(token), cert_record(cert), clean_facts(body.get("host")), now
+    ):
+        c.limiter.fail(key)
+        raise ApiError(401, "invalid_token", "the enrolment token is invalid, used or expired; rotate it")
+    return record, cert, now
 
 
 @routes.route(
@@ -47,8 +73,7 @@ async def enroll(request: web.Request) -> web.Response:
     key = limit_key(request, "token")
     client = str(client_address(request, c.config.trusted_proxies) or "?")
     body = await json_body(request, limit=64 * 1024)
-    # Checked after the body is read, with no await until the verdict is counted: concurrent guesses
-    # from one client cannot all pass this check before the first of them fails.
+    # Checked after the body is read; the token lookup is awaited, so attempts in flight are bounded too.
     if c.limiter.blocked(key):
         raise ApiError(
             429,
@@ -56,27 +81,18 @@ async def enroll(request: web.Request) -> web.Response:
             "too many failed enrolments from this address; wait a minute",
             headers={"Retry-After": "60"},
         )
-    token, csr = body.get("token"), body.get("csr")
-    now = c.clock()
-    record = None
-    if isinstance(token, str) and well_formed(token):
-        record = c.agents.pending_for_token(token_hash(token), now)
-    if record is None or not isinstance(token, str):
-        c.limiter.fail(key)
-        raise ApiError(401, "invalid_token", "the enrolment token is invalid, used or expired; rotate it")
-    if not isinstance(csr, str):
-        raise ApiError(400, "bad_csr", "'csr' must be a PEM certificate request")
+    if not c.limiter.enter(key):
+        raise ApiError(
+            429,
+            "too_many_requests",
+            "too many enrolments in progress from this address; retry in a second",
+            headers={"Retry-After": "1"},
+        )
     try:
-        cert = c.ca.issue_agent_cert(csr.encode(), record.id, timedelta(seconds=c.config.cert_lifetime))
-    except CsrError as exc:
-        raise ApiError(400, "bad_csr", str(exc)) from None
-    # The UPDATE only matches while the token is still pending: of concurrent redeemers exactly one wins.
-    if not c.agents.redeem(
-        record.id, token_hash(token), cert_record(cert), clean_facts(body.get("host")), now
-    ):
-        c.limiter.fail(key)
-        raise ApiError(401, "invalid_token", "the enrolment token is invalid, used or expired; rotate it")
-    c.audit.add(now, "agent", "agent.enroll", record.id, {"name": record.name, "from": client})
+        record, cert, now = await _redeem(c, key, body)
+    finally:
+        c.limiter.leave(key)
+    await c.audit.add(now, "agent", "agent.enroll", record.id, {"name": record.name, "from": client})
     log.info("agent %s (%s) enrolled from %s", record.id, record.name, client)
     return web.json_response(
         {

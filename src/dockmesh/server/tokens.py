@@ -35,6 +35,7 @@ class FailureLimiter:
         self._window = window
         self._capacity = capacity
         self._windows: OrderedDict[str, tuple[float, int]] = OrderedDict()
+        self._in_flight: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self._windows)
@@ -63,3 +64,22 @@ class FailureLimiter:
         entry = self._windows.get(key)
         if entry is not None and entry[1] > 0:
             self._windows[key] = (entry[0], entry[1] - 1)
+
+    def enter(self, key: str, most: int = 128) -> bool:
+        """Start an attempt whose verdict needs an await (a database lookup); False past `most` at once.
+
+        `blocked` only sees failures already counted: without this bound, any number of concurrent
+        guesses from one client would pass it before the first of them failed. A bound, rather than
+        counting each attempt as failed until proven right, lets many hosts behind one address enrol at
+        once. Each `enter` that returns True needs its `leave`.
+        """
+        count = self._in_flight.get(key, 0)
+        if count >= most:
+            return False
+        self._in_flight[key] = count + 1
+        return True
+
+    def leave(self, key: str) -> None:
+        count = self._in_flight.pop(key, 0) - 1
+        if count > 0:
+            self._in_flight[key] = count  # a key with nothing in flight takes no memory

@@ -1,4 +1,4 @@
-"""Persistence: the SQLite schema, migrations and every SQL statement."""
+"""Persistence: the schema (SQLAlchemy Core), Alembic migrations and every SQL statement."""
 
 from dockmesh.store.db import Database, StoreError
 

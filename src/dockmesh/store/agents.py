@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import enum
 import json
-import sqlite3
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from dockmesh.store.db import Database
+from dockmesh.store.schema import agents, versions
 
 
 class AgentState(enum.Enum):
@@ -44,26 +50,51 @@ class AgentRecord:
     enrolled_at: float | None = None
 
 
-def _record(row: sqlite3.Row) -> AgentRecord:
-    cert = None
-    if row["cert_fingerprint"]:
-        cert = CertRecord(
-            row["cert_fingerprint"], row["cert_serial"], row["cert_not_before"], row["cert_not_after"]
-        )
+def _record(row: Sequence[Any]) -> AgentRecord:
+    # Unpacked by position (the table's column order; select(agents) keeps it): name lookups on a Row
+    # cost ~20 µs a record, and the full list of 1,000 agents is rebuilt on every change.
+    (
+        agent_id, name, state, _token_hash, token_expires_at, fingerprint, serial, not_before, not_after,
+        _prev_fingerprint, _prev_until, facts, tags, cordoned, last_seen, last_error, created_at, enrolled_at,
+    ) = row  # fmt: skip
     return AgentRecord(
-        id=row["id"],
-        name=row["name"],
-        state=AgentState(row["state"]),
-        created_at=row["created_at"],
-        token_expires_at=row["token_expires_at"],
-        cert=cert,
-        facts=json.loads(row["facts"]),
-        tags=tuple(json.loads(row["tags"])),
-        cordoned=bool(row["cordoned"]),
-        last_seen=row["last_seen"],
-        last_error=row["last_error"],
-        enrolled_at=row["enrolled_at"],
+        id=agent_id,
+        name=name,
+        state=AgentState(state),
+        created_at=created_at,
+        token_expires_at=token_expires_at,
+        cert=CertRecord(fingerprint, serial, not_before, not_after) if fingerprint else None,
+        facts=orjson.loads(facts),
+        tags=tuple(orjson.loads(tags)),
+        cordoned=bool(cordoned),
+        last_seen=last_seen,
+        last_error=last_error,
+        enrolled_at=enrolled_at,
     )
+
+
+def _later(seen: sa.ColumnElement[float]) -> sa.ColumnElement[float]:
+    """The later of the stored and the batched time: a `touch` at link close may land mid-flush."""
+    return sa.case((agents.c.last_seen > seen, agents.c.last_seen), else_=seen)
+
+
+_FACTS_MANY = (
+    agents.update().where(agents.c.id == sa.bindparam("agent_id")).values(facts=sa.bindparam("facts"))
+)
+_SEEN_MANY = (
+    agents.update()
+    .where(agents.c.id == sa.bindparam("agent_id"))
+    .values(last_seen=_later(sa.bindparam("seen", type_=sa.Double())))
+)
+_SEEN_ROWS = sa.select(
+    sa.func.unnest(sa.cast(sa.bindparam("ids"), postgresql.ARRAY(sa.Text))).label("agent_id"),
+    sa.func.unnest(sa.cast(sa.bindparam("seens"), postgresql.ARRAY(sa.Double))).label("seen"),
+).subquery("seen")
+_SEEN_UNNEST = (
+    agents.update().where(agents.c.id == _SEEN_ROWS.c.agent_id).values(last_seen=_later(_SEEN_ROWS.c.seen))
+)
+_VERSION = sa.select(versions.c.value).where(versions.c.name == "agents")
+_BUMP = versions.update().where(versions.c.name == "agents").values(value=versions.c.value + 1)
 
 
 class AgentStore:
@@ -71,135 +102,210 @@ class AgentStore:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        # Every write goes through this class (one process owns the file), so a cached list of all
-        # records stays exact: each write drops it. Fan-outs and the dashboard read it on every request.
-        self._all: list[AgentRecord] | None = None
+        # The full list is read on every fan-out and dashboard request: rebuilding it for 1,000 agents takes
+        # ~30 ms (either engine), checking the cache ~1 ms. So it is cached here, keyed by the `agents`
+        # version counter that every write below bumps in its own transaction: a write by another server
+        # replica on the same database invalidates it too. Nothing here is known to this process alone
+        # except heartbeat times not yet flushed (see flush_seen).
+        self._all: tuple[int, list[AgentRecord]] | None = None
+        # Heartbeat times and hello facts waiting for the next flush (see note_seen, note_facts).
+        self._seen: dict[str, float] = {}
+        self._facts: dict[str, dict[str, Any]] = {}
 
-    def create(self, name: str, token_hash: str, token_expires_at: float, now: float) -> AgentRecord:
-        agent_id = str(uuid.uuid4())
-        self._all = None
-        with self._db.transaction() as cur:
-            cur.execute(
-                "INSERT INTO agents (id, name, state, token_hash, token_expires_at, created_at)"
-                " VALUES (?, ?, 'pending', ?, ?, ?)",
-                (agent_id, name, token_hash, token_expires_at, now),
+    async def _write(self, conn: AsyncConnection, statement: sa.Executable) -> bool:
+        """Run one UPDATE/INSERT and bump the version in the same transaction; True if a row changed."""
+        result = await conn.execute(statement)
+        changed = result.rowcount == 1
+        if changed:
+            await conn.execute(_BUMP)
+        return changed
+
+    async def _update(self, agent_id: str, *where: sa.ColumnElement[bool], **values: Any) -> bool:
+        async with self._db.write() as conn:
+            return await self._write(
+                conn, agents.update().where(agents.c.id == agent_id, *where).values(**values)
             )
-        record = self.get(agent_id)
+
+    async def create(self, name: str, token_hash: str, token_expires_at: float, now: float) -> AgentRecord:
+        agent_id = str(uuid.uuid4())
+        async with self._db.write() as conn:
+            await self._write(
+                conn,
+                agents.insert().values(
+                    id=agent_id,
+                    name=name,
+                    state=AgentState.PENDING.value,
+                    token_hash=token_hash,
+                    token_expires_at=token_expires_at,
+                    created_at=now,
+                ),
+            )
+        record = await self.get(agent_id)
         assert record is not None
         return record
 
-    def get(self, agent_id: str) -> AgentRecord | None:
-        row = self._db.query_one("SELECT * FROM agents WHERE id = ?", (agent_id,))
+    async def _one(self, *where: sa.ColumnElement[bool]) -> AgentRecord | None:
+        async with self._db.read() as conn:
+            row = (await conn.execute(sa.select(agents).where(*where))).first()
         return _record(row) if row else None
 
-    def all(self) -> list[AgentRecord]:
-        if self._all is None:
-            self._all = [_record(r) for r in self._db.query("SELECT * FROM agents ORDER BY name, id")]
-        return list(self._all)
+    async def get(self, agent_id: str) -> AgentRecord | None:
+        return await self._one(agents.c.id == agent_id)
 
-    def pending_for_token(self, token_hash: str, now: float) -> AgentRecord | None:
+    async def all(self) -> list[AgentRecord]:
+        cached = self._all
+        if cached is not None and cached[0] == int(await self._db.peek(_VERSION)):
+            return list(cached[1])
+        async with self._db.read() as conn:
+            # Version first: the list read after it is at least as new, so a cache is never newer-labelled.
+            version = int((await conn.execute(_VERSION)).scalar_one())
+            rows = (await conn.execute(sa.select(agents).order_by(agents.c.name, agents.c.id))).all()
+        self._all = (version, [_record(r) for r in rows])
+        return list(self._all[1])
+
+    async def pending_for_token(self, token_hash: str, now: float) -> AgentRecord | None:
         """The pending agent this unexpired token belongs to, if any."""
-        row = self._db.query_one(
-            "SELECT * FROM agents WHERE token_hash = ? AND state = 'pending' AND token_expires_at > ?",
-            (token_hash, now),
+        return await self._one(
+            agents.c.token_hash == token_hash,
+            agents.c.state == AgentState.PENDING.value,
+            agents.c.token_expires_at > now,
         )
-        return _record(row) if row else None
 
-    def redeem(
+    async def redeem(
         self, agent_id: str, token_hash: str, cert: CertRecord, facts: dict[str, Any], now: float
     ) -> bool:
-        """Consume the token and bind the certificate; False when another request won the race."""
-        self._all = None
-        with self._db.transaction() as cur:
-            cur.execute(
-                "UPDATE agents SET state = 'enrolled', token_hash = NULL, token_expires_at = NULL,"
-                " cert_fingerprint = ?, cert_serial = ?, cert_not_before = ?, cert_not_after = ?,"
-                " prev_cert_fingerprint = NULL, prev_cert_until = NULL, facts = ?, enrolled_at = ?,"
-                " last_error = NULL"
-                " WHERE id = ? AND token_hash = ? AND state = 'pending' AND token_expires_at > ?",
-                (
-                    cert.fingerprint,
-                    cert.serial,
-                    cert.not_before,
-                    cert.not_after,
-                    json.dumps(facts),
-                    now,
-                    agent_id,
-                    token_hash,
-                    now,
-                ),
-            )
-            return cur.rowcount == 1
+        """Consume the token and bind the certificate; False when another request won the race.
 
-    def by_fingerprint(self, fingerprint: str, now: float) -> AgentRecord | None:
-        """The enrolled agent holding this certificate (or its predecessor within the renewal grace)."""
-        row = self._db.query_one(
-            "SELECT * FROM agents WHERE state = 'enrolled' AND (cert_fingerprint = ?"
-            " OR (prev_cert_fingerprint = ? AND prev_cert_until > ?))",
-            (fingerprint, fingerprint, now),
+        One conditional UPDATE: on SQLite the write lock serialises it, on PostgreSQL a concurrent
+        UPDATE of the row waits and then re-checks the WHERE against the winner's row, so exactly one
+        redemption sees rowcount 1.
+        """
+        return await self._update(
+            agent_id,
+            agents.c.token_hash == token_hash,
+            agents.c.state == AgentState.PENDING.value,
+            agents.c.token_expires_at > now,
+            state=AgentState.ENROLLED.value,
+            token_hash=None,
+            token_expires_at=None,
+            cert_fingerprint=cert.fingerprint,
+            cert_serial=cert.serial,
+            cert_not_before=cert.not_before,
+            cert_not_after=cert.not_after,
+            prev_cert_fingerprint=None,
+            prev_cert_until=None,
+            facts=json.dumps(facts),
+            enrolled_at=now,
+            last_error=None,
         )
-        return _record(row) if row else None
 
-    def renew(self, agent_id: str, cert: CertRecord, grace_until: float) -> bool:
-        self._all = None
-        with self._db.transaction() as cur:
-            cur.execute(
-                "UPDATE agents SET prev_cert_fingerprint = cert_fingerprint, prev_cert_until = ?,"
-                " cert_fingerprint = ?, cert_serial = ?, cert_not_before = ?, cert_not_after = ?"
-                " WHERE id = ? AND state = 'enrolled'",
-                (grace_until, cert.fingerprint, cert.serial, cert.not_before, cert.not_after, agent_id),
-            )
-            return cur.rowcount == 1
+    async def by_fingerprint(self, fingerprint: str, now: float) -> AgentRecord | None:
+        """The enrolled agent holding this certificate (or its predecessor within the renewal grace)."""
+        return await self._one(
+            agents.c.state == AgentState.ENROLLED.value,
+            sa.or_(
+                agents.c.cert_fingerprint == fingerprint,
+                sa.and_(agents.c.prev_cert_fingerprint == fingerprint, agents.c.prev_cert_until > now),
+            ),
+        )
 
-    def revoke(self, agent_id: str) -> bool:
-        self._all = None
-        with self._db.transaction() as cur:
-            cur.execute(
-                "UPDATE agents SET state = 'revoked', token_hash = NULL, token_expires_at = NULL,"
-                " prev_cert_fingerprint = NULL, prev_cert_until = NULL WHERE id = ?",
-                (agent_id,),
-            )
-            return cur.rowcount == 1
+    async def renew(self, agent_id: str, cert: CertRecord, grace_until: float) -> bool:
+        return await self._update(
+            agent_id,
+            agents.c.state == AgentState.ENROLLED.value,
+            prev_cert_fingerprint=agents.c.cert_fingerprint,
+            prev_cert_until=grace_until,
+            cert_fingerprint=cert.fingerprint,
+            cert_serial=cert.serial,
+            cert_not_before=cert.not_before,
+            cert_not_after=cert.not_after,
+        )
 
-    def rotate_token(self, agent_id: str, token_hash: str, expires_at: float) -> bool:
+    async def revoke(self, agent_id: str) -> bool:
+        return await self._update(
+            agent_id,
+            state=AgentState.REVOKED.value,
+            token_hash=None,
+            token_expires_at=None,
+            prev_cert_fingerprint=None,
+            prev_cert_until=None,
+        )
+
+    async def rotate_token(self, agent_id: str, token_hash: str, expires_at: float) -> bool:
         """Back to pending with a fresh token; the old certificate stops working at once."""
-        self._all = None
-        with self._db.transaction() as cur:
-            cur.execute(
-                "UPDATE agents SET state = 'pending', token_hash = ?, token_expires_at = ?,"
-                " cert_fingerprint = NULL, cert_serial = NULL, cert_not_before = NULL,"
-                " cert_not_after = NULL, prev_cert_fingerprint = NULL, prev_cert_until = NULL"
-                " WHERE id = ?",
-                (token_hash, expires_at, agent_id),
-            )
-            return cur.rowcount == 1
+        return await self._update(
+            agent_id,
+            state=AgentState.PENDING.value,
+            token_hash=token_hash,
+            token_expires_at=expires_at,
+            cert_fingerprint=None,
+            cert_serial=None,
+            cert_not_before=None,
+            cert_not_after=None,
+            prev_cert_fingerprint=None,
+            prev_cert_until=None,
+        )
 
-    def update_facts(self, agent_id: str, facts: dict[str, Any], now: float) -> None:
-        self._all = None
-        with self._db.transaction() as cur:
-            cur.execute(
-                "UPDATE agents SET facts = ?, last_seen = ? WHERE id = ?",
-                (json.dumps(facts), now, agent_id),
-            )
+    async def update_facts(self, agent_id: str, facts: dict[str, Any], now: float) -> None:
+        await self._update(agent_id, facts=json.dumps(facts), last_seen=now)
 
-    def touch(self, agent_id: str, now: float) -> None:
-        self._all = None
-        with self._db.transaction() as cur:
-            cur.execute("UPDATE agents SET last_seen = ? WHERE id = ?", (now, agent_id))
+    async def touch(self, agent_id: str, now: float) -> None:
+        """The link ended: its time is final, and facts from its hello not flushed yet go with it."""
+        self._seen.pop(agent_id, None)
+        facts = self._facts.pop(agent_id, None)
+        extra = {"facts": json.dumps(facts)} if facts is not None else {}
+        await self._update(agent_id, last_seen=now, **extra)
 
-    def set_error(self, agent_id: str, message: str) -> None:
-        self._all = None
-        with self._db.transaction() as cur:
-            cur.execute("UPDATE agents SET last_error = ? WHERE id = ?", (message[:500], agent_id))
+    async def set_error(self, agent_id: str, message: str) -> None:
+        await self._update(agent_id, last_error=message[:500])
 
-    def set_tags(self, agent_id: str, tags: list[str]) -> bool:
-        self._all = None
-        with self._db.transaction() as cur:
-            cur.execute("UPDATE agents SET tags = ? WHERE id = ?", (json.dumps(tags), agent_id))
-            return cur.rowcount == 1
+    async def set_tags(self, agent_id: str, tags: list[str]) -> bool:
+        # One UPDATE replacing the whole list: there is no read-modify-write to lose an update in.
+        return await self._update(agent_id, tags=json.dumps(tags))
 
-    def set_cordoned(self, agent_id: str, cordoned: bool) -> bool:
-        self._all = None
-        with self._db.transaction() as cur:
-            cur.execute("UPDATE agents SET cordoned = ? WHERE id = ?", (int(cordoned), agent_id))
-            return cur.rowcount == 1
+    async def set_cordoned(self, agent_id: str, cordoned: bool) -> bool:
+        return await self._update(agent_id, cordoned=cordoned)
+
+    # --- heartbeats ---------------------------------------------------------------------------
+    def note_seen(self, agent_id: str, now: float) -> None:
+        """Remember a heartbeat; `flush_seen` writes them all in one transaction.
+
+        10,000 agents at a 10 s interval would otherwise be 1,000 write transactions a second.
+        """
+        self._seen[agent_id] = now
+
+    def note_facts(self, agent_id: str, facts: dict[str, Any], now: float) -> None:
+        """Remember a hello's facts; written by the next `flush_seen` (or `touch`).
+
+        After a server restart every agent says hello within seconds: a write transaction each (SQLite has
+        one writer at a time) kept 1,000 agents from coming back for 20 s. The replica holding the link
+        shows its facts from memory meanwhile.
+        """
+        self._facts[agent_id] = facts
+        self._seen[agent_id] = now
+
+    async def flush_seen(self) -> int:
+        """Write the remembered heartbeat times (and hello facts) in one transaction; returns how many.
+
+        Heartbeat times do not bump the version: a live agent's last_seen is shown as "now" by the replica
+        holding its link, and the link's end is recorded by `touch`, which does. So heartbeats never
+        invalidate the agent list, which 10,000 agents would otherwise do every few seconds.
+        """
+        if not self._seen and not self._facts:
+            return 0
+        batch, self._seen = self._seen, {}
+        facts, self._facts = self._facts, {}
+        async with self._db.write() as conn:
+            if facts:
+                # Facts are in the cached list (offline hosts show them): these bump the version.
+                rows = [{"agent_id": k, "facts": json.dumps(v)} for k, v in facts.items()]
+                await conn.execute(_FACTS_MANY, rows)
+                await conn.execute(_BUMP)
+            if self._db.dialect == "postgresql":
+                # Two array parameters unnested server-side: 1,000 agents in ~25 ms, against ~45 ms for
+                # executemany (a statement per agent), and no bound-parameter limit to chunk around.
+                await conn.execute(_SEEN_UNNEST, {"ids": list(batch), "seens": list(batch.values())})
+            elif batch:
+                # SQLite: executemany loops over one prepared statement in aiosqlite's thread (~15 ms).
+                await conn.execute(_SEEN_MANY, [{"agent_id": k, "seen": v} for k, v in batch.items()])
+        return len(batch)

@@ -6,7 +6,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
+
 from dockmesh.store.db import Database
+from dockmesh.store.schema import audit
 
 
 @dataclass(frozen=True)
@@ -23,18 +26,17 @@ class AuditStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def add(
+    async def add(
         self, at: float, actor: str, action: str, target: str, detail: dict[str, Any] | None = None
     ) -> None:
-        with self._db.transaction() as cur:
-            cur.execute(
-                "INSERT INTO audit (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
-                (at, actor, action, target, json.dumps(detail or {})),
+        async with self._db.write() as conn:
+            await conn.execute(
+                audit.insert().values(
+                    at=at, actor=actor, action=action, target=target, detail=json.dumps(detail or {})
+                )
             )
 
-    def recent(self, limit: int = 200) -> list[AuditEntry]:
-        rows = self._db.query("SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,))
-        return [
-            AuditEntry(r["id"], r["at"], r["actor"], r["action"], r["target"], json.loads(r["detail"]))
-            for r in rows
-        ]
+    async def recent(self, limit: int = 200) -> list[AuditEntry]:
+        async with self._db.read() as conn:
+            rows = await conn.execute(sa.select(audit).order_by(audit.c.id.desc()).limit(limit))
+            return [AuditEntry(r.id, r.at, r.actor, r.action, r.target, json.loads(r.detail)) for r in rows]

@@ -125,10 +125,20 @@ class _Clock:
         return self.now
 
 
+class _Seen:
+    """The one store call a heartbeat makes: noting the time in memory for the next batch."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, float] = {}
+
+    def note_seen(self, agent_id: str, now: float) -> None:
+        self.seen[agent_id] = now
+
+
 def _gateway(clock: _Clock) -> Gateway:
     return Gateway(
-        None,  # type: ignore[arg-type]  # the paths under test touch neither store nor CA
-        None,  # type: ignore[arg-type]
+        _Seen(),  # type: ignore[arg-type]  # the paths under test touch the store only to note heartbeats
+        None,  # type: ignore[arg-type]  # nor the CA
         clock=clock,
         heartbeat_interval=10.0,
         cert_lifetime=3600.0,

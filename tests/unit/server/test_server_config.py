@@ -97,8 +97,19 @@ def test_defaults_from_an_empty_environment(tmp_path: Path) -> None:
     assert cfg.cert_lifetime == 30 * 86400
     assert cfg.token_ttl == 3600
     assert cfg.heartbeat_interval == 10.0
-    assert cfg.db_path == tmp_path.resolve() / "dockmesh.db"
+    assert cfg.database_url == f"sqlite:///{tmp_path.resolve() / 'dockmesh.db'}"
     assert cfg.pki_dir == tmp_path.resolve() / "pki"
+
+
+def test_database_url_from_flag_or_environment(tmp_path: Path) -> None:
+    url = "postgresql://dockmesh@db.example:5432/fleet"
+    assert config(tmp_path, DOCKMESH_DATABASE_URL=url).database_url == url
+    flag = ServerConfig.from_env(
+        {"DOCKMESH_DATABASE_URL": url}, data_dir=str(tmp_path), database_url="sqlite:///x.db"
+    )
+    assert flag.database_url == "sqlite:///x.db"
+    with pytest.raises(ConfigError, match="sqlite:/// or postgresql://"):
+        config(tmp_path, DOCKMESH_DATABASE_URL="mysql://u:pw@h/db")
 
 
 def test_environment_values_are_used(tmp_path: Path) -> None:

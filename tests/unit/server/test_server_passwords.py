@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -105,13 +105,13 @@ async def test_wrong_password_and_bad_hash_are_false() -> None:
 
 
 @pytest.fixture
-def accounts(tmp_path: Path) -> Iterator[Accounts]:
-    db = Database(tmp_path / "db.sqlite")
+async def accounts(tmp_path: Path) -> AsyncIterator[Accounts]:
+    db = await Database.open(f"sqlite:///{tmp_path / 'db.sqlite'}")
     accounts = Accounts(UserStore(db), time.time)
-    accounts.bootstrap_admin("the-password")
+    await accounts.bootstrap_admin("the-password")
     yield accounts
     accounts.close()
-    db.close()
+    await db.close()
 
 
 async def test_logins_do_not_block_the_event_loop(accounts: Accounts) -> None:
@@ -141,7 +141,7 @@ async def test_logins_do_not_block_the_event_loop(accounts: Accounts) -> None:
     gaps.sort()
     assert len(gaps) > 10
     assert gaps[int(len(gaps) * 0.9)] < cost / 2, (cost, gaps[-5:])
-    assert accounts.user_for_token(next(r for r in results if r)) is not None
+    assert await accounts.user_for_token(next(r for r in results if r)) is not None
 
 
 async def test_unknown_user_is_checked_too(accounts: Accounts) -> None:

@@ -221,3 +221,17 @@ def test_limiter_forgive_takes_back_one_failure() -> None:
     assert len(limiter) == 1
     limiter.fail("c")
     assert not limiter.blocked("c")
+
+
+def test_attempts_in_flight_are_bounded_per_key() -> None:
+    limiter = FailureLimiter(lambda: 0.0)
+    assert all(limiter.enter("a", most=3) for _ in range(3))
+    assert not limiter.enter("a", most=3)  # a fourth concurrent guess waits for a verdict
+    assert limiter.enter("b", most=3)  # other clients are not affected
+    limiter.leave("a")
+    assert limiter.enter("a", most=3)
+    for _ in range(3):
+        limiter.leave("a")
+    limiter.leave("b")
+    assert limiter._in_flight == {}  # nothing in flight takes no memory
+    assert len(limiter) == 0  # and attempts are not failures

@@ -1,315 +1,140 @@
-"""Database migrations, transactions and the agent, user and audit stores on a temp SQLite file."""
+"""The engine, its transactions and the migrations, on both engines; the pre-Alembic data dir upgrade."""
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from tests.unit.store.legacy import legacy_database
 
-from dockmesh.server.tokens import token_hash
-from dockmesh.store import Database
-from dockmesh.store.agents import AgentState, AgentStore, CertRecord
+from dockmesh.store import Database, StoreError, migrate
+from dockmesh.store.agents import AgentState, AgentStore
 from dockmesh.store.audit import AuditStore
-from dockmesh.store.migrations import MIGRATIONS
+from dockmesh.store.schema import audit, metadata
+from dockmesh.store.url import UrlError, async_url, check, redact
 from dockmesh.store.users import UserStore
 
-NOW = 1_700_000_000.0
-TTL = 3600.0
-CERT_A = CertRecord("a" * 64, "1a", NOW, NOW + 30 * 86400)
-CERT_B = CertRecord("b" * 64, "1b", NOW + 100, NOW + 100 + 30 * 86400)
+
+async def test_fresh_database_is_at_head(db: Database) -> None:
+    assert await migrate.current(db) == migrate.head()
+    async with db.read() as conn:
+        tables = set(await conn.run_sync(lambda c: sa.inspect(c).get_table_names()))
+    assert set(metadata.tables) | {"alembic_version"} == tables
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(tmp_path / "dockmesh.db")
-    yield database
-    database.close()
+async def test_migrations_match_the_schema(db: Database) -> None:
+    """What the revisions built is what schema.py declares (else a column was added without a revision)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    def diff(conn: sa.Connection) -> list[object]:
+        return list(compare_metadata(MigrationContext.configure(conn), metadata))
+
+    async with db.read() as conn:
+        assert await conn.run_sync(diff) == []
 
 
-@pytest.fixture
-def agents(db: Database) -> AgentStore:
-    return AgentStore(db)
+async def test_reopening_is_idempotent(database_url: str) -> None:
+    first = await Database.open(database_url)
+    await AgentStore(first).create("web-1", "h", 10.0, 1.0)
+    await first.close()
+    for _ in range(2):
+        again = await Database.open(database_url)
+        try:
+            assert await migrate.current(again) == migrate.head()
+            assert [a.name for a in await AgentStore(again).all()] == ["web-1"]
+        finally:
+            await again.close()
 
 
-@pytest.fixture
-def users(db: Database) -> UserStore:
-    return UserStore(db)
-
-
-# --- the database ------------------------------------------------------------------------------
-
-
-def test_fresh_database_is_fully_migrated(db: Database) -> None:
-    assert db.schema_version == len(MIGRATIONS)
-    tables = {r["name"] for r in db.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"users", "api_tokens", "agents", "audit", "schema_version"} <= tables
-
-
-def test_migrations_are_idempotent(tmp_path: Path) -> None:
-    path = tmp_path / "dockmesh.db"
-    first = Database(path)
-    AgentStore(first).create("web-1", token_hash("t"), NOW + TTL, NOW)
-    first.close()
-    second = Database(path)
-    try:
-        assert second.schema_version == len(MIGRATIONS)
-        assert len(second.query("SELECT version FROM schema_version")) == 1
-        assert [a.name for a in AgentStore(second).all()] == ["web-1"]
-    finally:
-        second.close()
-    third = Database(path)
-    try:
-        assert third.schema_version == len(MIGRATIONS)
-    finally:
-        third.close()
-
-
-def test_wal_and_foreign_keys(db: Database) -> None:
-    assert db.query_one("PRAGMA journal_mode")[0] == "wal"  # type: ignore[index]
-    assert db.query_one("PRAGMA foreign_keys")[0] == 1  # type: ignore[index]
-
-
-def _insert_then_fail(db: Database) -> None:
-    with db.transaction() as cur:
-        cur.execute("INSERT INTO audit (at, actor, action, target) VALUES (1, 'a', 'b', 'c')")
+async def _insert_then_fail(db: Database) -> None:
+    async with db.write() as conn:
+        await conn.execute(audit.insert().values(at=1, actor="a", action="b", target="c"))
         raise RuntimeError("boom")
 
 
-def test_transaction_rolls_back_on_error(db: Database) -> None:
+async def test_a_failed_transaction_leaves_nothing(db: Database) -> None:
     with pytest.raises(RuntimeError, match="boom"):
-        _insert_then_fail(db)
-    assert db.query("SELECT * FROM audit") == []
-    with db.transaction() as cur:
-        cur.execute("INSERT INTO audit (at, actor, action, target) VALUES (1, 'a', 'b', 'c')")
-    assert len(db.query("SELECT * FROM audit")) == 1
+        await _insert_then_fail(db)
+    assert await AuditStore(db).recent() == []
 
 
-# --- agents ------------------------------------------------------------------------------------
+async def test_sqlite_keeps_wal_and_foreign_keys(tmp_path: Path) -> None:
+    db = await Database.open(f"sqlite:///{tmp_path / 'd.db'}")
+    try:
+        async with db.read() as conn:
+            assert (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
+            assert (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
+            assert (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar() == 5000
+    finally:
+        await db.close()
 
 
-def test_create_is_pending_for_its_token(agents: AgentStore) -> None:
-    record = agents.create("web-1", token_hash("tok"), NOW + TTL, NOW)
-    assert record.state is AgentState.PENDING
-    assert record.name == "web-1"
-    assert record.created_at == NOW
-    assert record.token_expires_at == NOW + TTL
-    assert record.cert is None
-    assert record.tags == ()
-    assert record.facts == {}
-    assert agents.pending_for_token(token_hash("tok"), NOW) == record
-    assert agents.pending_for_token(token_hash("other"), NOW) is None
-    assert agents.get(record.id) == record
+async def test_an_unreachable_database_is_one_clear_error() -> None:
+    with pytest.raises(StoreError, match=r"cannot open the database postgresql://u:\*\*\*@127.0.0.1:1/x"):
+        await Database.open("postgresql://u:secret@127.0.0.1:1/x")
 
 
-def test_expired_token_is_not_found(agents: AgentStore) -> None:
-    agents.create("web-1", token_hash("tok"), NOW + TTL, NOW)
-    assert agents.pending_for_token(token_hash("tok"), NOW + TTL - 1) is not None
-    assert agents.pending_for_token(token_hash("tok"), NOW + TTL) is None
-    assert agents.pending_for_token(token_hash("tok"), NOW + TTL + 1) is None
+def test_urls_map_to_the_async_drivers(tmp_path: Path) -> None:
+    assert async_url(f"sqlite:///{tmp_path}/d.db").drivername == "sqlite+aiosqlite"
+    assert async_url("postgresql://u@h:5432/db").drivername == "postgresql+asyncpg"
+    assert async_url("postgres://u@h/db").drivername == "postgresql+asyncpg"
+    assert check("postgresql+asyncpg://u@h/db") == "postgresql"
+    for bad in ("mysql://u@h/db", "sqlite://", "sqlite:///", "postgresql+psycopg2://u@h/db", "nonsense"):
+        with pytest.raises(UrlError):
+            check(bad)
+    assert redact("postgresql://u:pw@h/db") == "postgresql://u:***@h/db"
 
 
-def test_redeem_succeeds_once(agents: AgentStore) -> None:
-    record = agents.create("web-1", token_hash("tok"), NOW + TTL, NOW)
-    facts = {"hostname": "web-1", "arch": "x86_64"}
-    assert agents.redeem(record.id, token_hash("tok"), CERT_A, facts, NOW + 1)
-    assert not agents.redeem(record.id, token_hash("tok"), CERT_B, {}, NOW + 2)
-    enrolled = agents.get(record.id)
-    assert enrolled is not None
-    assert enrolled.state is AgentState.ENROLLED
-    assert enrolled.cert == CERT_A
-    assert enrolled.facts == facts
-    assert enrolled.enrolled_at == NOW + 1
-    assert enrolled.token_expires_at is None
-    assert agents.pending_for_token(token_hash("tok"), NOW + 1) is None
+# --- a data dir from before Alembic ------------------------------------------------------------
 
 
-def test_redeem_refuses_wrong_or_expired_token(agents: AgentStore) -> None:
-    record = agents.create("web-1", token_hash("tok"), NOW + TTL, NOW)
-    assert not agents.redeem(record.id, token_hash("wrong"), CERT_A, {}, NOW)
-    assert not agents.redeem("no-such-id", token_hash("tok"), CERT_A, {}, NOW)
-    assert not agents.redeem(record.id, token_hash("tok"), CERT_A, {}, NOW + TTL)
-    still = agents.get(record.id)
-    assert still is not None
-    assert still.state is AgentState.PENDING
-    assert still.cert is None
+async def test_a_pre_alembic_data_dir_upgrades_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "dockmesh.db"
+    legacy_database(path)
+    db = await Database.open(f"sqlite:///{path}")
+    try:
+        assert await migrate.current(db) == migrate.head()
+        users = UserStore(db)
+        admin = await users.by_username("admin")
+        assert admin is not None
+        assert (admin.id, admin.password_hash, admin.is_admin) == (1, "argon-hash", True)
+        assert await users.user_for_token("tok-hash", 1700000002.0) == admin
+        agents = AgentStore(db)
+        web, pending = await agents.get("a-1"), await agents.get("a-2")
+        assert web is not None
+        assert pending is not None
+        assert web.state is AgentState.ENROLLED
+        assert web.cert is not None
+        assert (web.cert.fingerprint, web.cert.serial, web.cert.not_after) == ("fp1", "1a", 1702592000.0)
+        assert (await agents.by_fingerprint("fp0", 1700000299.0)) == web  # the renewal grace survived
+        assert web.facts == {"os": "linux"}
+        assert web.tags == ("prod", "eu")
+        assert web.cordoned
+        assert web.last_seen == 1700000500.5
+        assert web.last_error == "link closed with 4409"
+        assert (web.created_at, web.enrolled_at) == (1699990000.0, 1699999999.0)
+        assert await agents.pending_for_token("pending-hash", 1700000001.0) == pending
+        assert [a.name for a in await agents.all()] == ["db-1", "web-1"]
+        [entry] = await AuditStore(db).recent()
+        assert (entry.id, entry.action, entry.detail) == (7, "agent.create", {"name": "db-1"})
+        # ... and it goes on working: new rows get fresh ids after the old ones.
+        assert (await users.create("bob", "h", False, 1.0)).id == 2
+        async with db.read() as conn:
+            tables = set(await conn.run_sync(lambda c: sa.inspect(c).get_table_names()))
+        assert "schema_version" not in tables
+    finally:
+        await db.close()
+    again = await Database.open(f"sqlite:///{path}")  # a second start finds it adopted
+    try:
+        assert len(await AgentStore(again).all()) == 2
+    finally:
+        await again.close()
 
 
-def enrolled_agent(agents: AgentStore, name: str = "web-1", cert: CertRecord = CERT_A) -> str:
-    record = agents.create(name, token_hash(name), NOW + TTL, NOW)
-    assert agents.redeem(record.id, token_hash(name), cert, {}, NOW)
-    return record.id
-
-
-def test_by_fingerprint_matches_the_current_cert(agents: AgentStore) -> None:
-    agent_id = enrolled_agent(agents)
-    found = agents.by_fingerprint(CERT_A.fingerprint, NOW)
-    assert found is not None
-    assert found.id == agent_id
-    assert agents.by_fingerprint(CERT_B.fingerprint, NOW) is None
-
-
-def test_previous_cert_only_within_grace(agents: AgentStore) -> None:
-    agent_id = enrolled_agent(agents)
-    grace_until = NOW + 300
-    assert agents.renew(agent_id, CERT_B, grace_until)
-    current = agents.by_fingerprint(CERT_B.fingerprint, NOW + 10_000)
-    assert current is not None
-    assert current.id == agent_id
-    assert current.cert == CERT_B
-    previous = agents.by_fingerprint(CERT_A.fingerprint, grace_until - 1)
-    assert previous is not None
-    assert previous.id == agent_id
-    assert agents.by_fingerprint(CERT_A.fingerprint, grace_until) is None
-    assert agents.by_fingerprint(CERT_A.fingerprint, grace_until + 1) is None
-
-
-def test_renew_needs_an_enrolled_agent(agents: AgentStore) -> None:
-    record = agents.create("web-1", token_hash("tok"), NOW + TTL, NOW)
-    assert not agents.renew(record.id, CERT_B, NOW + 300)
-    assert agents.by_fingerprint(CERT_B.fingerprint, NOW) is None
-
-
-def test_revoke_makes_certs_unknown(agents: AgentStore) -> None:
-    agent_id = enrolled_agent(agents)
-    agents.renew(agent_id, CERT_B, NOW + 300)
-    assert agents.revoke(agent_id)
-    assert agents.by_fingerprint(CERT_B.fingerprint, NOW) is None
-    assert agents.by_fingerprint(CERT_A.fingerprint, NOW) is None
-    record = agents.get(agent_id)
-    assert record is not None
-    assert record.state is AgentState.REVOKED
-    assert not agents.revoke("no-such-id")
-
-
-def test_revoke_invalidates_a_pending_token(agents: AgentStore) -> None:
-    record = agents.create("web-1", token_hash("tok"), NOW + TTL, NOW)
-    assert agents.revoke(record.id)
-    assert agents.pending_for_token(token_hash("tok"), NOW) is None
-    assert not agents.redeem(record.id, token_hash("tok"), CERT_A, {}, NOW)
-
-
-def test_rotate_token_returns_to_pending_and_clears_the_cert(agents: AgentStore) -> None:
-    agent_id = enrolled_agent(agents)
-    agents.renew(agent_id, CERT_B, NOW + 300)
-    assert agents.rotate_token(agent_id, token_hash("fresh"), NOW + 2 * TTL)
-    record = agents.get(agent_id)
-    assert record is not None
-    assert record.state is AgentState.PENDING
-    assert record.cert is None
-    assert record.token_expires_at == NOW + 2 * TTL
-    assert agents.by_fingerprint(CERT_A.fingerprint, NOW) is None
-    assert agents.by_fingerprint(CERT_B.fingerprint, NOW) is None
-    pending = agents.pending_for_token(token_hash("fresh"), NOW)
-    assert pending is not None
-    assert pending.id == agent_id
-    # ... and the agent can enrol again with the new token, even reusing the certificate slot.
-    assert agents.redeem(agent_id, token_hash("fresh"), CERT_A, {}, NOW + 5)
-    assert agents.by_fingerprint(CERT_A.fingerprint, NOW + 5) is not None
-
-
-def test_rotate_token_replaces_the_old_token(agents: AgentStore) -> None:
-    record = agents.create("web-1", token_hash("old"), NOW + TTL, NOW)
-    assert agents.rotate_token(record.id, token_hash("new"), NOW + TTL)
-    assert agents.pending_for_token(token_hash("old"), NOW) is None
-    assert not agents.rotate_token("no-such-id", token_hash("x"), NOW + TTL)
-
-
-def test_set_tags_round_trip(agents: AgentStore) -> None:
-    agent_id = enrolled_agent(agents)
-    assert agents.set_tags(agent_id, ["prod", "eu-west", "ü"])
-    record = agents.get(agent_id)
-    assert record is not None
-    assert record.tags == ("prod", "eu-west", "ü")
-    assert agents.set_tags(agent_id, [])
-    record = agents.get(agent_id)
-    assert record is not None
-    assert record.tags == ()
-    assert not agents.set_tags("no-such-id", ["x"])
-
-
-def test_facts_touch_error_and_cordon(agents: AgentStore) -> None:
-    agent_id = enrolled_agent(agents)
-    agents.set_error(agent_id, "x" * 1000)
-    record = agents.get(agent_id)
-    assert record is not None
-    assert record.last_error == "x" * 500
-    agents.update_facts(agent_id, {"os": "linux"}, NOW + 7)
-    agents.touch(agent_id, NOW + 9)
-    assert agents.set_cordoned(agent_id, True)
-    record = agents.get(agent_id)
-    assert record is not None
-    assert record.facts == {"os": "linux"}
-    assert record.last_error == "x" * 500  # kept across reconnects: it is the *last* error
-    assert record.last_seen == NOW + 9
-    assert record.cordoned
-
-
-def test_all_is_sorted_by_name(agents: AgentStore) -> None:
-    for name in ("zeta", "alpha", "mid"):
-        agents.create(name, token_hash(name), NOW + TTL, NOW)
-    assert [a.name for a in agents.all()] == ["alpha", "mid", "zeta"]
-
-
-def test_token_hashes_are_unique(agents: AgentStore) -> None:
-    agents.create("a", token_hash("same"), NOW + TTL, NOW)
-    with pytest.raises(sqlite3.IntegrityError):
-        agents.create("b", token_hash("same"), NOW + TTL, NOW)
-
-
-# --- users -------------------------------------------------------------------------------------
-
-
-def test_users(users: UserStore) -> None:
-    assert users.count() == 0
-    admin = users.create("admin", "hash-1", True, NOW)
-    assert admin.is_admin
-    assert users.count() == 1
-    assert users.by_username("admin") == admin
-    assert users.by_id(admin.id) == admin
-    assert users.by_username("nobody") is None
-    users.set_password_hash(admin.id, "hash-2")
-    again = users.by_username("admin")
-    assert again is not None
-    assert again.password_hash == "hash-2"
-    with pytest.raises(sqlite3.IntegrityError):
-        users.create("admin", "x", False, NOW)
-
-
-def test_api_tokens_expire(users: UserStore) -> None:
-    user = users.create("alice", "h", False, NOW)
-    users.add_token(token_hash("t1"), user.id, NOW, NOW + 60)
-    assert users.user_for_token(token_hash("t1"), NOW) == user
-    assert users.user_for_token(token_hash("t1"), NOW + 59) == user
-    assert users.user_for_token(token_hash("t1"), NOW + 60) is None
-    assert users.user_for_token(token_hash("other"), NOW) is None
-
-
-def test_drop_token(users: UserStore) -> None:
-    user = users.create("alice", "h", False, NOW)
-    users.add_token(token_hash("t1"), user.id, NOW, NOW + 60)
-    users.drop_token(token_hash("t1"))
-    assert users.user_for_token(token_hash("t1"), NOW) is None
-
-
-def test_adding_a_token_purges_expired_ones(users: UserStore, db: Database) -> None:
-    user = users.create("alice", "h", False, NOW)
-    users.add_token(token_hash("old"), user.id, NOW, NOW + 10)
-    users.add_token(token_hash("new"), user.id, NOW + 20, NOW + 100)
-    hashes = {r["token_hash"] for r in db.query("SELECT token_hash FROM api_tokens")}
-    assert hashes == {token_hash("new")}
-
-
-# --- audit -------------------------------------------------------------------------------------
-
-
-def test_audit_newest_first(db: Database) -> None:
-    audit = AuditStore(db)
-    audit.add(NOW, "admin", "agent.create", "a1", {"name": "web-1"})
-    audit.add(NOW + 1, "admin", "agent.revoke", "a1")
-    entries = audit.recent()
-    assert [e.action for e in entries] == ["agent.revoke", "agent.create"]
-    assert entries[1].detail == {"name": "web-1"}
-    assert entries[0].detail == {}
-    assert len(audit.recent(limit=1)) == 1
+async def test_an_unknown_pre_alembic_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "dockmesh.db"
+    legacy_database(path, version=2)
+    with pytest.raises(StoreError, match="hand-written schema version 2"):
+        await Database.open(f"sqlite:///{path}")

@@ -80,8 +80,8 @@ def enrolment(c: ServerContext, token: str, expires_at: float) -> dict[str, Any]
     }
 
 
-def get_record(c: ServerContext, agent_id: str) -> AgentRecord:
-    record = c.agents.get(agent_id)
+async def get_record(c: ServerContext, agent_id: str) -> AgentRecord:
+    record = await c.agents.get(agent_id)
     if record is None:
         raise ApiError(404, "agent_not_found", f"no agent with id {agent_id!r}")
     return record
@@ -106,45 +106,45 @@ async def create_agent(request: web.Request) -> web.Response:
     c = ctx(request)
     body = await json_body(request)
     name = field_str(body, "name", max_len=64)
-    return web.json_response(create_pending(c, name, user.username), status=201)
+    return web.json_response(await create_pending(c, name, user.username), status=201)
 
 
-def create_pending(c: ServerContext, name: str, username: str) -> dict[str, Any]:
+async def create_pending(c: ServerContext, name: str, username: str) -> dict[str, Any]:
     """A pending agent with its one-time token (the API's answer; the web page renders the same)."""
     token = make_token(c.ca.ca_sha256)
     now = c.clock()
     expires_at = now + c.config.token_ttl
-    record = c.agents.create(name, token_hash(token), expires_at, now)
-    c.audit.add(now, username, "agent.create", record.id, {"name": name})
+    record = await c.agents.create(name, token_hash(token), expires_at, now)
+    await c.audit.add(now, username, "agent.create", record.id, {"name": name})
     return {**agent_view(c, record), **enrolment(c, token, expires_at)}
 
 
 @routes.route("GET", "/api/v1/agents", summary="List agents")
 async def list_agents(request: web.Request) -> web.Response:
     c = ctx(request)
-    return web.json_response({"items": [agent_view(c, r) for r in c.agents.all()]})
+    return web.json_response({"items": [agent_view(c, r) for r in await c.agents.all()]})
 
 
 @routes.route("GET", "/api/v1/agents/{id}", summary="One agent", responses={200: "the agent", 404: "unknown"})
 async def get_agent(request: web.Request) -> web.Response:
     c = ctx(request)
-    return web.json_response(agent_view(c, get_record(c, request.match_info["id"])))
+    return web.json_response(agent_view(c, await get_record(c, request.match_info["id"])))
 
 
 @routes.route("POST", "/api/v1/agents/{id}/revoke", summary="Revoke an agent; its live link is cut at once")
 async def revoke_agent(request: web.Request) -> web.Response:
     user = require_admin(request)
     c = ctx(request)
-    record = get_record(c, request.match_info["id"])
+    record = await get_record(c, request.match_info["id"])
     await revoke(c, record, user.username)
-    return web.json_response(agent_view(c, get_record(c, record.id)))
+    return web.json_response(agent_view(c, await get_record(c, record.id)))
 
 
 async def revoke(c: ServerContext, record: AgentRecord, username: str) -> None:
     # Persist first: a crash between the two steps must leave the agent refused, not connected.
-    c.agents.revoke(record.id)
+    await c.agents.revoke(record.id)
     await c.gateway.disconnect(record.id, CloseCode.UNAUTHORIZED, "agent revoked")
-    c.audit.add(c.clock(), username, "agent.revoke", record.id, {"name": record.name})
+    await c.audit.add(c.clock(), username, "agent.revoke", record.id, {"name": record.name})
 
 
 @routes.route(
@@ -156,7 +156,7 @@ async def revoke(c: ServerContext, record: AgentRecord, username: str) -> None:
 async def rotate_token(request: web.Request) -> web.Response:
     user = require_admin(request)
     c = ctx(request)
-    record = get_record(c, request.match_info["id"])
+    record = await get_record(c, request.match_info["id"])
     return web.json_response(await rotate(c, record, user.username))
 
 
@@ -164,7 +164,7 @@ async def rotate(c: ServerContext, record: AgentRecord, username: str) -> dict[s
     """A new enrolment token for the agent; its old certificate stops working at once."""
     token = make_token(c.ca.ca_sha256)
     expires_at = c.clock() + c.config.token_ttl
-    c.agents.rotate_token(record.id, token_hash(token), expires_at)
+    await c.agents.rotate_token(record.id, token_hash(token), expires_at)
     await c.gateway.disconnect(record.id, CloseCode.UNAUTHORIZED, "enrolment token rotated")
-    c.audit.add(c.clock(), username, "agent.rotate_token", record.id, {"name": record.name})
+    await c.audit.add(c.clock(), username, "agent.rotate_token", record.id, {"name": record.name})
     return enrolment(c, token, expires_at)

@@ -44,7 +44,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         token, via = bearer(request), "bearer"
         if token is None:
             token, via = session_token(request), "cookie"
-        user = ctx(request).accounts.user_for_token(token) if token else None
+        user = await ctx(request).accounts.user_for_token(token) if token else None
         if user is None or token is None:
             raise ApiError(401, "unauthorized", "missing or expired token: POST /api/v1/auth/login first")
         csrf = request.headers.get(CSRF_HEADER)
@@ -98,7 +98,7 @@ async def login(request: web.Request) -> web.Response:
     if token is None:
         raise ApiError(401, "bad_credentials", "wrong username or password")
     c.limiter.forgive(key)
-    c.audit.add(c.clock(), username, "auth.login", username)
+    await c.audit.add(c.clock(), username, "auth.login", username)
     return web.json_response({"token": token})
 
 
@@ -106,7 +106,7 @@ async def login(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     token = bearer(request) or session_token(request)
     if token:
-        ctx(request).accounts.logout(token)
+        await ctx(request).accounts.logout(token)
     return web.Response(status=204)
 
 

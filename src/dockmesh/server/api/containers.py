@@ -28,7 +28,7 @@ MAX_TAIL = 1_000_000  # lines; more is a download, not a view, and the engine wo
 
 
 async def _request(request: web.Request, method: str, params: dict[str, Any], timeout: float) -> Any:
-    host, link = ctx(request).directory.require(request.match_info["host"])
+    host, link = await ctx(request).directory.require(request.match_info["host"])
     try:
         return await link.request(method, params, timeout=timeout)
     except RemoteError as exc:
@@ -52,7 +52,9 @@ async def _action(request: web.Request, action: str) -> web.Response:
     c = ctx(request)
     container = request.match_info["container"]
     await _request(request, "containers.action", {"id": container, "action": action}, ACTION_TIMEOUT)
-    c.audit.add(c.clock(), user.username, f"container.{action}", f"{request.match_info['host']}/{container}")
+    await c.audit.add(
+        c.clock(), user.username, f"container.{action}", f"{request.match_info['host']}/{container}"
+    )
     return web.json_response({"ok": True, "action": action})
 
 
@@ -77,8 +79,8 @@ def _flag(request: web.Request, name: str) -> bool:
     return request.query.get(name, "").lower() in ("1", "true", "yes")
 
 
-def _open(request: web.Request, kind: str, params: dict[str, Any]) -> tuple[str, Stream]:
-    host, link = ctx(request).directory.require(request.match_info["host"])
+async def _open(request: web.Request, kind: str, params: dict[str, Any]) -> tuple[str, Stream]:
+    host, link = await ctx(request).directory.require(request.match_info["host"])
     try:
         return host.name, link.open_stream(kind, params)
     except LinkClosed:
@@ -98,7 +100,7 @@ async def logs(request: web.Request) -> web.StreamResponse:
         "tail": bounded_int(request.query.get("tail"), "tail", 0, MAX_TAIL),
         "timestamps": _flag(request, "timestamps"),
     }
-    host_name, stream = _open(request, "logs", params)
+    host_name, stream = await _open(request, "logs", params)
     try:
         # Wait briefly for the first bytes so a missing container is a clean 404, not a broken stream.
         first = await asyncio.wait_for(stream.read(), 2.0)
@@ -220,7 +222,7 @@ async def relay(
 )
 async def stats(request: web.Request) -> web.StreamResponse:
     check_origin(request)
-    host_name, stream = _open(request, "stats", {"id": request.match_info["container"]})
+    host_name, stream = await _open(request, "stats", {"id": request.match_info["container"]})
     ws = StreamSocket(heartbeat=30.0)
     await ws.prepare(request)
     packets = PacketStream(stream)
@@ -258,8 +260,8 @@ async def exec_(request: web.Request) -> web.StreamResponse:
         size = bounded_int(request.query.get(key), key, 1, 999)
         if size is not None:
             params[key] = size
-    host_name, stream = _open(request, "exec", params)
-    c.audit.add(
+    host_name, stream = await _open(request, "exec", params)
+    await c.audit.add(
         c.clock(),
         user.username,
         "container.exec",

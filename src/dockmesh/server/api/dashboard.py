@@ -37,15 +37,15 @@ def tile_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
 
 @routes.route("GET", "/api/v1/dashboard", summary="Fleet totals (CPU, memory, disk) and per-host tiles")
 async def dashboard(request: web.Request) -> web.Response:
-    return json_response(dashboard_view(ctx(request)))
+    return json_response(await dashboard_view(ctx(request)))
 
 
-def dashboard_view(c: ServerContext) -> dict[str, Any]:
+async def dashboard_view(c: ServerContext) -> dict[str, Any]:
     """`{"totals", "hosts"}`: the API's answer, also rendered by the web dashboard."""
     now = c.clock()
     tiles: list[dict[str, Any]] = []
     totals: dict[str, Any] = {key: 0 for key in SUMMED}
-    hosts = c.directory.all()
+    hosts = await c.directory.all()
     for host in hosts:
         tile: dict[str, Any] = {
             "id": host.id,

@@ -24,7 +24,7 @@ RESOURCES = {
 def _lister(resource: str, method: str, sort_key: str) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
         c = ctx(request)
-        hosts = c.directory.select(request.query.get("host", "all"))
+        hosts = await c.directory.select(request.query.get("host", "all"))
         deadline = parse_deadline(request.query.get("timeout"))
         gather = Gather(hosts, method, {}, deadline, sort_key, encode=True)
         # Streamed: rows go out as their host's turn comes, so a slow host holds back only what

@@ -28,7 +28,7 @@ def _metrics(c: ServerContext, values: dict[str, Any] | None, at: float | None) 
     return {**values, "age_s": round(max(0.0, c.clock() - at), 3)}
 
 
-def host_views(c: ServerContext) -> list[dict[str, Any]]:
+async def host_views(c: ServerContext) -> list[dict[str, Any]]:
     hosts: list[dict[str, Any]] = []
     if c.local.available:
         facts = c.local.facts
@@ -48,7 +48,7 @@ def host_views(c: ServerContext) -> list[dict[str, Any]]:
                 "metrics": _metrics(c, c.local.metrics, c.local.metrics_at),
             }
         )
-    for record in c.agents.all():
+    for record in await c.agents.all():
         if record.state is AgentState.PENDING:
             continue
         conn = c.gateway.conn(record.id)
@@ -74,7 +74,7 @@ def host_views(c: ServerContext) -> list[dict[str, Any]]:
 
 @routes.route("GET", "/api/v1/hosts", summary="Every host (local + agents) with status, tags and metrics")
 async def list_hosts(request: web.Request) -> web.Response:
-    return web.json_response({"items": host_views(ctx(request))})
+    return web.json_response({"items": await host_views(ctx(request))})
 
 
 @routes.route(
@@ -92,11 +92,11 @@ async def put_tags(request: web.Request) -> web.Response:
     c = ctx(request)
     host_id = request.match_info["id"]
     body = await json_body(request)
-    unique = set_tags(c, host_id, body.get("tags"), user.username)
+    unique = await set_tags(c, host_id, body.get("tags"), user.username)
     return web.json_response({"id": host_id, "tags": unique})
 
 
-def set_tags(c: ServerContext, host_id: str, tags: Any, username: str) -> list[str]:
+async def set_tags(c: ServerContext, host_id: str, tags: Any, username: str) -> list[str]:
     """Validate and store a host's tags (sorted, unique); ApiError says what is wrong."""
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise ApiError(400, "invalid_field", "'tags' must be a list of strings")
@@ -107,10 +107,10 @@ def set_tags(c: ServerContext, host_id: str, tags: Any, username: str) -> list[s
         raise ApiError(400, "invalid_tag", f"tag {bad[0]!r} must match [a-z0-9][a-z0-9-]{{0,31}}")
     if host_id == LOCAL_ID:
         raise ApiError(400, "not_taggable", "the local host cannot be tagged yet")
-    record = c.agents.get(host_id)
+    record = await c.agents.get(host_id)
     if record is None or record.state is AgentState.PENDING:
         raise ApiError(404, "host_not_found", f"no host with id {host_id!r}")
     unique = sorted(set(tags))
-    c.agents.set_tags(host_id, unique)
-    c.audit.add(c.clock(), username, "host.tags", host_id, {"tags": unique})
+    await c.agents.set_tags(host_id, unique)
+    await c.audit.add(c.clock(), username, "host.tags", host_id, {"tags": unique})
     return unique

@@ -33,7 +33,7 @@ async def install_script(request: web.Request) -> web.Response:
     if c.limiter.blocked(key):
         raise ApiError(429, "too_many_requests", "too many invalid tokens from this address; wait a minute")
     token = request.query.get("token", "")
-    if not well_formed(token) or c.agents.pending_for_token(token_hash(token), c.clock()) is None:
+    if not well_formed(token) or await c.agents.pending_for_token(token_hash(token), c.clock()) is None:
         c.limiter.fail(key)
         raise ApiError(401, "invalid_token", "the enrolment token is invalid, used or expired; rotate it")
     artifacts = [a for a in (c.artifacts.get(arch) for arch in ("x86_64", "aarch64")) if a]

@@ -25,9 +25,9 @@ def _rss_bytes() -> int:
 async def metrics(request: web.Request) -> web.Response:
     c = ctx(request)
     token = bearer(request)
-    if token is None or c.accounts.user_for_token(token) is None:
+    if token is None or await c.accounts.user_for_token(token) is None:
         raise ApiError(401, "unauthorized", "metrics need a bearer token")
-    records = c.agents.all()
+    records = await c.agents.all()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     lines = [
         "# TYPE dockmesh_agents gauge",

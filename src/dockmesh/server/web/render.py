@@ -152,19 +152,19 @@ class Session:
     csrf: str
 
 
-def current_session(request: web.Request) -> Session | None:
+async def current_session(request: web.Request) -> Session | None:
     token = session_token(request)
     if token is None:
         return None
-    user = ctx(request).accounts.user_for_token(token)
+    user = await ctx(request).accounts.user_for_token(token)
     if user is None:
         return None
     return Session(user, token, csrf_for(request.app[WEB_SECRET], token))
 
 
-def require_session(request: web.Request) -> Session:
+async def require_session(request: web.Request) -> Session:
     """The signed-in user, or a redirect to the login page (401 for a fragment refresh)."""
-    session = current_session(request)
+    session = await current_session(request)
     if session is not None:
         return session
     if request.headers.get(FRAGMENT_HEADER):
@@ -217,7 +217,7 @@ def see_other(location: str) -> web.Response:
 
 async def session_form(request: web.Request, *, admin: bool = False) -> tuple[Session, Mapping[str, Any]]:
     """The signed-in user and the posted form, whose CSRF field must match the session."""
-    session = require_session(request)
+    session = await require_session(request)
     form = await request.post()
     if not csrf_ok(request.app[WEB_SECRET], session.token, str(form.get(CSRF_FIELD, ""))):
         raise PageError(
@@ -255,12 +255,12 @@ async def page_errors(request: web.Request, handler: Handler) -> web.StreamRespo
                 request,
                 "_unavailable.html",
                 {"title": exc.title, "message": exc.message},
-                session=current_session(request),
+                session=await current_session(request),
             )
         return render(
             request,
             "error.html",
             {"title": exc.title, "message": exc.message},
-            session=current_session(request),
+            session=await current_session(request),
             status=exc.status,
         )

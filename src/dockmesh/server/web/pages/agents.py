@@ -23,8 +23,8 @@ routes = RouteTable("web")
 MAX_NAME = 64
 
 
-def _record(c: ServerContext, agent_id: str) -> Any:
-    record = c.agents.get(agent_id)
+async def _record(c: ServerContext, agent_id: str) -> Any:
+    record = await c.agents.get(agent_id)
     if record is None:
         raise PageError(404, "No such agent", f"There is no agent with id {agent_id!r}.")
     return record
@@ -34,9 +34,9 @@ def _record(c: ServerContext, agent_id: str) -> Any:
     "GET", "/agents", summary="Agents page: status, version, last seen, certificate expiry", auth=False
 )
 async def agents_page(request: web.Request) -> web.StreamResponse:
-    session = require_session(request)
+    session = await require_session(request)
     c = ctx(request)
-    agents = [api.agent_view(c, r) for r in c.agents.all()]
+    agents = [api.agent_view(c, r) for r in await c.agents.all()]
     return render(
         request,
         "agents.html",
@@ -49,7 +49,7 @@ async def agents_page(request: web.Request) -> web.StreamResponse:
 
 @routes.route("GET", "/agents/new", summary="New agent form (asks only for a name)", auth=False)
 async def new_agent_page(request: web.Request) -> web.StreamResponse:
-    session = require_session(request)
+    session = await require_session(request)
     require_admin(session)
     return render(
         request,
@@ -102,15 +102,17 @@ async def new_agent_submit(request: web.Request) -> web.StreamResponse:
             session=session,
             active="agents",
         )
-    created = api.create_pending(c, name, session.user.username)
-    return _enrol_page(request, session, api.agent_view(c, _record(c, created["id"])), created, rotated=False)
+    created = await api.create_pending(c, name, session.user.username)
+    return _enrol_page(
+        request, session, api.agent_view(c, await _record(c, created["id"])), created, rotated=False
+    )
 
 
 @routes.route("GET", "/agents/{id}", summary="Agent detail: certificate, revoke, rotate token", auth=False)
 async def agent_page(request: web.Request) -> web.StreamResponse:
-    session = require_session(request)
+    session = await require_session(request)
     c = ctx(request)
-    record = _record(c, request.match_info["id"])
+    record = await _record(c, request.match_info["id"])
     return render(
         request,
         "agent.html",
@@ -131,7 +133,7 @@ async def agent_page(request: web.Request) -> web.StreamResponse:
 async def revoke_submit(request: web.Request) -> web.StreamResponse:
     session, _form = await session_form(request, admin=True)
     c = ctx(request)
-    record = _record(c, request.match_info["id"])
+    record = await _record(c, request.match_info["id"])
     await api.revoke(c, record, session.user.username)
     return see_other(f"/agents/{record.id}")
 
@@ -146,6 +148,8 @@ async def revoke_submit(request: web.Request) -> web.StreamResponse:
 async def rotate_submit(request: web.Request) -> web.StreamResponse:
     session, _form = await session_form(request, admin=True)
     c = ctx(request)
-    record = _record(c, request.match_info["id"])
+    record = await _record(c, request.match_info["id"])
     enrolment = await api.rotate(c, record, session.user.username)
-    return _enrol_page(request, session, api.agent_view(c, _record(c, record.id)), enrolment, rotated=True)
+    return _enrol_page(
+        request, session, api.agent_view(c, await _record(c, record.id)), enrolment, rotated=True
+    )

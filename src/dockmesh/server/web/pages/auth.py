@@ -61,7 +61,7 @@ def _login_page(
 
 @routes.route("GET", "/login", summary="Login page", auth=False, responses={200: "HTML"})
 async def login_page(request: web.Request) -> web.StreamResponse:
-    if current_session(request) is not None:
+    if await current_session(request) is not None:
         raise web.HTTPSeeOther(safe_next(request.query.get("next")))
     return _login_page(request)
 
@@ -98,7 +98,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     if token is None:
         return again("Wrong username or password.")
     c.limiter.forgive(key)
-    c.audit.add(c.clock(), username, "auth.login", username)
+    await c.audit.add(c.clock(), username, "auth.login", username)
     response = see_other(target)
     set_session_cookie(response, token, secure=secure_cookies(c.config), max_age=API_TOKEN_TTL)
     response.del_cookie("dockmesh_login_csrf", path="/login")
@@ -119,7 +119,7 @@ async def logout_submit(request: web.Request) -> web.StreamResponse:
     if token is not None:
         if not csrf_ok(request.app[WEB_SECRET], token, str(form.get(CSRF_FIELD, ""))):
             raise web.HTTPForbidden(text="missing or wrong CSRF token; reload the page")
-        c.accounts.logout(token)
+        await c.accounts.logout(token)
     response = see_other("/login")
     clear_session_cookie(response, secure=secure_cookies(c.config))
     return response

@@ -14,12 +14,12 @@ routes = RouteTable("web")
 
 @routes.route("GET", "/", summary="Dashboard page: fleet totals and per-host tiles", auth=False)
 async def dashboard_page(request: web.Request) -> web.StreamResponse:
-    session = require_session(request)
+    session = await require_session(request)
     c = ctx(request)
     return render(
         request,
         "dashboard.html",
-        {"title": "Dashboard", "dash": dashboard_view(c), "has_agents": bool(c.agents.all())},
+        {"title": "Dashboard", "dash": await dashboard_view(c), "has_agents": bool(await c.agents.all())},
         session=session,
         active="dashboard",
         fragments={"dashboard": "_dashboard_body.html"},

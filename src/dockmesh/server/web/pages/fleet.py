@@ -32,9 +32,9 @@ EMPTY_HINTS = {
 }
 
 
-def host_choices(c: ServerContext) -> dict[str, Any]:
+async def host_choices(c: ServerContext) -> dict[str, Any]:
     """The filter's options: every host by name, then every tag in use."""
-    hosts = c.directory.all()
+    hosts = await c.directory.all()
     tags = sorted({t for h in hosts for t in h.tags})
     return {
         "hosts": [{"id": h.id, "name": h.name, "online": h.online} for h in hosts],
@@ -46,14 +46,14 @@ def _lister(resource: str) -> Handler:
     method, sort_key, _fields = RESOURCES[resource]
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        session = require_session(request)
+        session = await require_session(request)
         c = ctx(request)
         selector = request.query.get("host", "all").strip() or "all"
         error = ""
         status = 200
         try:
             result = (
-                await fan_out(c.directory.select(selector), method, {}, DEFAULT_DEADLINE, sort_key)
+                await fan_out(await c.directory.select(selector), method, {}, DEFAULT_DEADLINE, sort_key)
             ).to_dict()
         except ApiError as exc:
             result, error, status = {"items": [], "hosts": []}, exc.message, exc.status
@@ -71,8 +71,8 @@ def _lister(resource: str) -> Handler:
                 "failed": [h for h in result["hosts"] if h["status"] != "ok"],
                 "filter_error": error,
                 "empty_hint": EMPTY_HINTS[resource],
-                "has_agents": bool(c.agents.all()),
-                **host_choices(c),
+                "has_agents": bool(await c.agents.all()),
+                **await host_choices(c),
             },
             session=session,
             active=resource,
@@ -96,7 +96,7 @@ for _resource in TITLES:
 
 async def _inspect(c: ServerContext, host_id: str, container: str) -> tuple[Any, dict[str, Any]]:
     try:
-        host, link = c.directory.require(host_id)
+        host, link = await c.directory.require(host_id)
     except ApiError as exc:
         title = "Host offline" if exc.status == 503 else "No such host"
         raise PageError(exc.status, title, exc.message) from None
@@ -156,7 +156,7 @@ def container_summary(detail: dict[str, Any]) -> dict[str, Any]:
     auth=False,
 )
 async def container_page(request: web.Request) -> web.StreamResponse:
-    session = require_session(request)
+    session = await require_session(request)
     c = ctx(request)
     host, detail = await _inspect(c, request.match_info["host"], request.match_info["container"])
     summary = container_summary(detail)

@@ -19,8 +19,8 @@ routes = RouteTable("web")
 _SPLIT = re.compile(r"[\s,]+")
 
 
-def _host(c: ServerContext, host_id: str) -> dict[str, Any]:
-    for host in api.host_views(c):
+async def _host(c: ServerContext, host_id: str) -> dict[str, Any]:
+    for host in await api.host_views(c):
         if host["id"] == host_id:
             return host
     raise PageError(404, "No such host", f"There is no host with id {host_id!r}.")
@@ -28,19 +28,19 @@ def _host(c: ServerContext, host_id: str) -> dict[str, Any]:
 
 @routes.route("GET", "/hosts", summary="Hosts page: status, tags, CPU/memory/disk, agent version", auth=False)
 async def hosts_page(request: web.Request) -> web.StreamResponse:
-    session = require_session(request)
+    session = await require_session(request)
     c = ctx(request)
     return render(
         request,
         "hosts.html",
-        {"title": "Hosts", "hosts": api.host_views(c), "has_agents": bool(c.agents.all())},
+        {"title": "Hosts", "hosts": await api.host_views(c), "has_agents": bool(await c.agents.all())},
         session=session,
         active="hosts",
         fragments={"hosts": "_hosts_table.html"},
     )
 
 
-def _host_page(
+async def _host_page(
     request: web.Request,
     session: Any,
     host_id: str,
@@ -50,7 +50,7 @@ def _host_page(
     status: int = 200,
 ) -> web.Response:
     c = ctx(request)
-    host = _host(c, host_id)
+    host = await _host(c, host_id)
     return render(
         request,
         "host.html",
@@ -71,8 +71,8 @@ def _host_page(
 
 @routes.route("GET", "/hosts/{id}", summary="Host page: facts, live metrics, tag editor", auth=False)
 async def host_page(request: web.Request) -> web.StreamResponse:
-    session = require_session(request)
-    return _host_page(request, session, request.match_info["id"])
+    session = await require_session(request)
+    return await _host_page(request, session, request.match_info["id"])
 
 
 @routes.route(
@@ -88,9 +88,9 @@ async def tags_submit(request: web.Request) -> web.StreamResponse:
     raw = str(form.get("tags", ""))
     tags = [t for t in _SPLIT.split(raw.strip().lower()) if t]
     try:
-        api.set_tags(ctx(request), host_id, tags, session.user.username)
+        await api.set_tags(ctx(request), host_id, tags, session.user.username)
     except ApiError as exc:
         if exc.status == 404:
             raise PageError(404, "No such host", exc.message) from None
-        return _host_page(request, session, host_id, error=exc.message.capitalize() + ".", draft=raw)
+        return await _host_page(request, session, host_id, error=exc.message.capitalize() + ".", draft=raw)
     return see_other(f"/hosts/{host_id}?saved=tags")

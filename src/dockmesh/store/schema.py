@@ -1,0 +1,72 @@
+"""Every table, defined once (SQLAlchemy Core); the migrations and the queries both use these."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+# Timestamps are seconds since the epoch as doubles: PostgreSQL's REAL (float4) would round them to minutes.
+_TIME: sa.Double[float] = sa.Double()
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("username", sa.Text, nullable=False, unique=True),
+    sa.Column("password_hash", sa.Text, nullable=False),
+    sa.Column("is_admin", sa.Boolean, nullable=False, server_default=sa.text("false")),
+    sa.Column("created_at", _TIME, nullable=False),
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("token_hash", sa.Text, primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("created_at", _TIME, nullable=False),
+    sa.Column("expires_at", _TIME, nullable=False),
+)
+
+agents = sa.Table(
+    "agents",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("token_hash", sa.Text, unique=True),
+    sa.Column("token_expires_at", _TIME),
+    sa.Column("cert_fingerprint", sa.Text, unique=True),
+    sa.Column("cert_serial", sa.Text),
+    sa.Column("cert_not_before", _TIME),
+    sa.Column("cert_not_after", _TIME),
+    sa.Column("prev_cert_fingerprint", sa.Text),
+    sa.Column("prev_cert_until", _TIME),
+    sa.Column("facts", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("tags", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("cordoned", sa.Boolean, nullable=False, server_default=sa.text("false")),
+    sa.Column("last_seen", _TIME),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", _TIME, nullable=False),
+    sa.Column("enrolled_at", _TIME),
+    sa.Index("agents_prev_fp", "prev_cert_fingerprint"),
+)
+
+audit = sa.Table(
+    "audit",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", _TIME, nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("target", sa.Text, nullable=False),
+    sa.Column("detail", sa.Text, nullable=False, server_default="{}"),
+)
+
+# Counters other replicas read to know whether their caches are stale (see AgentStore.all).
+versions = sa.Table(
+    "versions",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+)
