@@ -41,11 +41,12 @@ def postgres() -> Iterator[Postgres]:
 
 
 @pytest.fixture(autouse=True)
-def clean_engines() -> Iterator[None]:
-    """After every test: thaw frozen engines, restart stopped ones, and remove all
-    containers, non-default networks and volumes from every started engine."""
+def clean_engines(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After every test that uses the fleet (directly or through another fixture): thaw frozen engines,
+    restart stopped ones, and remove all containers, non-default networks and volumes from every started
+    engine. Unit tests skip the reset: it costs ~0.7 s per test, ten minutes over the unit suite."""
     yield
-    if _FLEET is not None:
+    if _FLEET is not None and "fleet" in request.fixturenames:
         _FLEET.reset()
 
 
