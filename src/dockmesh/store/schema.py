@@ -70,3 +70,57 @@ versions = sa.Table(
     sa.Column("name", sa.Text, primary_key=True),
     sa.Column("value", sa.BigInteger, nullable=False),
 )
+
+# Stacks (issue 10). The compose text lives here, in its revision row, not in the data dir: replicas on one
+# PostgreSQL see the same stacks, a save is one transaction (record + revision + diff, or nothing), and a
+# backup of the database is a backup of the stacks. A revision is at most 1 MiB (the API's body limit).
+stacks = sa.Table(
+    "stacks",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("allow_privileged", sa.Boolean, nullable=False, server_default=sa.text("false")),
+    sa.Column("revision", sa.Integer, nullable=False),  # the current one; revisions are numbered from 1
+    sa.Column("created_at", _TIME, nullable=False),
+    sa.Column("updated_at", _TIME, nullable=False),
+)
+
+stack_revisions = sa.Table(
+    "stack_revisions",
+    metadata,
+    sa.Column("stack", sa.Text, sa.ForeignKey("stacks.name", ondelete="CASCADE"), primary_key=True),
+    sa.Column("number", sa.Integer, primary_key=True),
+    sa.Column("compose", sa.Text, nullable=False),
+    sa.Column("env", sa.Text, nullable=False, server_default=""),
+    sa.Column("author", sa.Text, nullable=False),
+    sa.Column("at", _TIME, nullable=False),
+    sa.Column("diff", sa.Text, nullable=False, server_default=""),  # unified diff against number - 1
+)
+
+# One row per deploy: the history. `state` is pending · running · done · failed · cancelled.
+deployments = sa.Table(
+    "deployments",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("stack", sa.Text, sa.ForeignKey("stacks.name", ondelete="CASCADE"), nullable=False),
+    sa.Column("host", sa.Text, nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("services", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("error", sa.Text),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("started_at", _TIME, nullable=False),
+    sa.Column("finished_at", _TIME),
+    sa.Index("deployments_stack", "stack", "started_at"),
+    sa.Index("deployments_state", "state"),
+)
+
+# Where a stack is deployed now: one row per (stack, host), pointing at the latest deploy there. A deploy
+# adds it, `down` on that host removes it; the record cannot be deleted while any row remains.
+stack_hosts = sa.Table(
+    "stack_hosts",
+    metadata,
+    sa.Column("stack", sa.Text, sa.ForeignKey("stacks.name", ondelete="CASCADE"), primary_key=True),
+    sa.Column("host", sa.Text, primary_key=True),
+    sa.Column("deploy_id", sa.Text, nullable=False),
+    sa.Column("updated_at", _TIME, nullable=False),
+)
