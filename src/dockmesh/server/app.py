@@ -18,7 +18,18 @@ from dockmesh.pki.tls import server_context
 from dockmesh.server import openapi
 from dockmesh.server.accesslog import RedactingAccessLogger
 from dockmesh.server.accounts import Accounts
-from dockmesh.server.api import agents, auth, containers, dashboard, fleet, hosts, install, meta, metrics
+from dockmesh.server.api import (
+    agents,
+    auth,
+    containers,
+    dashboard,
+    fleet,
+    hosts,
+    install,
+    meta,
+    metrics,
+    stacks,
+)
 from dockmesh.server.artifact import Artifacts
 from dockmesh.server.config import ServerConfig
 from dockmesh.server.context import CONTEXT, ServerContext
@@ -30,6 +41,8 @@ from dockmesh.server.listener import routes as listener_routes
 from dockmesh.server.localhost import LocalHost
 from dockmesh.server.looplag import LoopLag
 from dockmesh.server.routes import RouteSpec, RouteTable
+from dockmesh.server.services.deploys import Deployer
+from dockmesh.server.services.stacks import StackService
 from dockmesh.server.tokens import FailureLimiter
 from dockmesh.server.tuning import share_tls_read_buffer, tune_gc
 from dockmesh.server.web import pages
@@ -38,6 +51,7 @@ from dockmesh.server.web.session import WEB_SECRET, load_or_create_secret
 from dockmesh.store.agents import AgentStore
 from dockmesh.store.audit import AuditStore
 from dockmesh.store.db import Database
+from dockmesh.store.stacks import StackStore
 from dockmesh.store.users import UserStore
 
 log = logging.getLogger(__name__)
@@ -49,6 +63,7 @@ HTTP_TABLES: tuple[RouteTable, ...] = (
     hosts.routes,
     fleet.routes,
     containers.routes,
+    stacks.routes,
     dashboard.routes,
     install.routes,
     metrics.routes,
@@ -83,21 +98,28 @@ async def build_context(config: ServerConfig, clock: Callable[[], float] = time.
         renew_grace=config.renew_grace,
     )
     local = LocalHost(config.docker_host, config.heartbeat_interval, clock, config.data_dir)
+    directory = HostDirectory(agent_store, gateway, local)
+    audit = AuditStore(db)
+    stack_store = StackStore(db)
+    deployer = Deployer(stack_store, directory, clock, sweep_interval=config.heartbeat_interval * 2)
+    # A host that says hello may have finished deploys while it was away: settle them now.
+    gateway.on_online.append(deployer.host_online)
     return ServerContext(
         config=config,
         clock=clock,
         db=db,
         agents=agent_store,
         users=users,
-        audit=AuditStore(db),
+        audit=audit,
         accounts=Accounts(users, clock),
         ca=ca,
         gateway=gateway,
         artifacts=Artifacts(config.artifact_dir or config.data_dir / "artifacts"),
         limiter=FailureLimiter(clock),
         local=local,
-        directory=HostDirectory(agent_store, gateway, local),
+        directory=directory,
         loop_lag=LoopLag(),
+        stacks=StackService(stack_store, agent_store, directory, deployer, audit, clock),
         web_tls=web_tls(config, ca),
     )
 
@@ -167,6 +189,7 @@ class Server:
         self.agent_port = _bound_port(agent_site)
         context.gateway.start()
         context.local.start()
+        context.stacks.deployer.start()
         context.loop_lag.start()
         tune_gc()
         if self.config.artifact_dir is None:
@@ -197,6 +220,7 @@ class Server:
             self._refresher.cancel()
             self._refresher = None
         if self.context:
+            await self.context.stacks.deployer.stop()
             await self.context.gateway.stop()
             await self.context.local.stop()
             await self.context.loop_lag.stop()

@@ -16,6 +16,7 @@ from dockmesh.server.gateway import Gateway
 from dockmesh.server.https import WebTls
 from dockmesh.server.localhost import LocalHost
 from dockmesh.server.looplag import LoopLag
+from dockmesh.server.services.stacks import StackService
 from dockmesh.server.tokens import FailureLimiter
 from dockmesh.store.agents import AgentStore
 from dockmesh.store.audit import AuditStore
@@ -39,6 +40,7 @@ class ServerContext:
     local: LocalHost
     directory: HostDirectory
     loop_lag: LoopLag
+    stacks: StackService
     web_tls: WebTls | None = None  # None: the UI listener serves plain HTTP
 
 

@@ -15,20 +15,37 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class ApiError(Exception):
+    """The one base of every failure a caller sees: (status, code, message), plus fields that locate it.
+
+    `details` go into the error object next to code and message (e.g. a compose error's `key` and `line`).
+    """
+
     def __init__(
-        self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        details: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.headers = headers  # e.g. Retry-After on a 429 or 503
+        self.details = details or {}
 
 
 def error_response(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    details: dict[str, Any] | None = None,
 ) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
+    body = {**(details or {}), "code": code, "message": message}
+    return web.json_response({"error": body}, status=status, headers=headers)
 
 
 _HTTP_CODES = {
@@ -48,7 +65,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.code, exc.message, headers=exc.headers)
+        return error_response(exc.status, exc.code, exc.message, headers=exc.headers, details=exc.details)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

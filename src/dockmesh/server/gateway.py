@@ -82,6 +82,8 @@ class Gateway:
         self._background: set[asyncio.Future[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._rates: dict[tuple[str, str], TokenBucket] = {}
+        # Called with the agent id once its hello is done (the deployer settles that host's deploys).
+        self.on_online: list[Callable[[str], None]] = []
 
     # --- queries ------------------------------------------------------------------------------
     def conn(self, agent_id: str) -> Conn | None:
@@ -264,6 +266,8 @@ class Gateway:
         if previous is not None and previous is not conn:
             self._spawn(previous.link.close(CloseCode.REPLACED, "replaced by a newer session of this agent"))
         log.info("agent %s online (%s)", conn.agent_id, escaped(facts.get("hostname", "?")))
+        for callback in self.on_online:
+            callback(conn.agent_id)
         return {
             "server_version": __version__,
             "protocol": PROTOCOL_VERSION,

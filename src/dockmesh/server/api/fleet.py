@@ -43,6 +43,8 @@ def _lister(resource: str, method: str, sort_key: str) -> Handler:
 
 
 for _name, (_method, _sort, _fields) in RESOURCES.items():
+    if _name == "stacks":
+        continue  # api/stacks.py: the engines' stacks merged with the server's records
     routes.route(
         "GET",
         f"/api/v1/{_name}",
