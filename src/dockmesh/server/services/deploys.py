@@ -222,22 +222,19 @@ class Deployer:
                 elif message.get("type") == "result":
                     await self._finish(run, *result_fields(message))
                     return
+            if link.closed:
+                raise LinkClosed()
             await self._finish(run, "failed", [], "the host ended the deploy stream without a result")
         except RemoteError as exc:
-            # Refused before the job began (bad parameters, policy, no such method on an old agent).
-            await self._finish(run, "failed", [], _refusal(exc))
+            if exc.code == "link_closed" or link.closed:
+                self._dropped(run)
+            else:
+                # Refused before the job began (bad parameters, policy, no such method on an old agent).
+                await self._finish(run, "failed", [], _refusal(exc))
         except PacketError as exc:
             await self._finish(run, "failed", [], f"the host sent a malformed deploy packet: {exc}")
         except LinkClosed:
-            run.publish(
-                {
-                    "type": "state",
-                    "deploy_id": run.id,
-                    "state": run.state,
-                    "message": "the link to the host dropped; the host carries on and its outcome is "
-                    "fetched when it is back",
-                }
-            )
+            self._dropped(run)
         except Exception:
             # The database may be away: the deploy stays unsettled and the sweep asks the host later.
             log.exception("deploy %s: following it failed; the sweep will settle it", run.id)
@@ -245,6 +242,17 @@ class Deployer:
             if stream is not None:
                 stream.cancel()  # the host's job does not depend on this stream (docs/stacks.md)
             run.task = None
+
+    def _dropped(self, run: DeployRun) -> None:
+        run.publish(
+            {
+                "type": "state",
+                "deploy_id": run.id,
+                "state": run.state,
+                "message": "the link to the host dropped; the host carries on and its outcome is "
+                "fetched when it is back",
+            }
+        )
 
     async def _finish(
         self, run: DeployRun, state: str, services: list[dict[str, Any]], error: str | None
