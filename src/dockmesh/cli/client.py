@@ -88,16 +88,28 @@ def call(
         with urlopen(req, pin, timeout=30) as resp:
             raw = resp.read()
     except urllib.error.HTTPError as exc:
-        try:
-            message = json.loads(exc.read())["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = f"HTTP {exc.code}"
+        message = error_message(exc)
         if exc.code == 401 and path != "/api/v1/auth/login":
             message += " (run `dockmesh login` again)"
         raise CliError(message) from None
     except (urllib.error.URLError, OSError) as exc:
         raise CliError(f"cannot reach {url}: {getattr(exc, 'reason', exc)}") from None
     return json.loads(raw) if raw else None
+
+
+def error_message(exc: urllib.error.HTTPError) -> str:
+    """The API's error message, with where it points (a compose file's line and key) when it says."""
+    try:
+        error = json.loads(exc.read())["error"]
+        message = str(error["message"])
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {exc.code}"
+    where = [
+        f"line {error['line']}" if error.get("line") else "",
+        f"at {error['key']}" if error.get("key") else "",
+    ]
+    located = ", ".join(w for w in where if w)
+    return f"{message} ({located})" if located and located not in message else message
 
 
 def api(method: str, path: str, body: Any = None) -> Any:

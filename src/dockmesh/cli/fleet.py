@@ -220,6 +220,8 @@ def cmd_tag(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: Any) -> None:
     for resource in COLUMNS:
+        if resource == "stacks":
+            continue  # cli/stacks.py: ls and the rest
         p = sub.add_parser(resource, help=f"{resource} across hosts")
         p.add_argument("action", nargs="?", default="ls", choices=["ls"])
         p.add_argument("--host", default="all", help="all (default), a host id, or tag:<tag>")
