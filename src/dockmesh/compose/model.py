@@ -75,6 +75,9 @@ class Service:
     nano_cpus: int | None = None
     memory: int | None = None
     privileged: bool = False
+    init: bool = False
+    stop_signal: str | None = None
+    stop_grace_s: int | None = None
     config_hash: str = field(default="", compare=False)
 
     def with_hash(self, context: dict[str, Any] | None = None) -> Service:

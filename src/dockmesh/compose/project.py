@@ -198,7 +198,18 @@ class _Normaliser:
             nano_cpus=self.cpus(limits.get("cpus"), (*path, "deploy", "resources", "limits", "cpus")),
             memory=self.size(limits.get("memory"), (*path, "deploy", "resources", "limits", "memory")),
             privileged=bool(raw.get("privileged", False)),
+            init=bool(raw.get("init", False)),
+            stop_signal=raw.get("stop_signal"),
+            stop_grace_s=self.seconds(raw.get("stop_grace_period"), (*path, "stop_grace_period")),
         )
+
+    def seconds(self, raw: str | None, path: Path) -> int | None:
+        if raw is None:
+            return None
+        ns = parse_duration(raw)
+        if ns is None:
+            raise self.fail(path, f"{raw!r} is not a duration (e.g. 10s, 1m30s)")
+        return -(-ns // 10**9)  # the engine counts whole seconds: round up
 
     def env_files(self, raw: Any, path: Path) -> dict[str, str]:
         if raw is None:

@@ -142,6 +142,9 @@ _SERVICE = _obj(
         "deploy": _obj({"resources": _obj({"limits": _obj({"cpus": _NUM_OR_STR, "memory": _NUM_OR_STR})})}),
         "profiles": _STRS,
         "privileged": {"type": "boolean"},
+        "init": {"type": "boolean"},
+        "stop_signal": _STR,
+        "stop_grace_period": _STR,
     },
     required=["image"],
 )
