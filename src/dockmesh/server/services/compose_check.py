@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
+from dockmesh.compose import ComposeError, check_policy, load_project
 from dockmesh.server.services.errors import Invalid
 
 
 def validate(name: str, compose: str, env: str, *, allow_privileged: bool) -> None:
     """Parse, interpolate, check the schema and the stack's policy; Invalid with `key` and `line`."""
-    # Imported here until branch i10-compose (dockmesh.compose) is merged; then at the top.
-    from dockmesh.compose import (  # type: ignore[import-not-found,unused-ignore]
-        ComposeError,
-        check_policy,
-        load_project,
-    )
-
     try:
         project = load_project(name, compose, env or None)
         check_policy(project, allow_privileged=allow_privileged)

@@ -6,6 +6,7 @@ render them. Deploys run as server tasks (`services.deploys.Deployer`), not insi
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import AsyncGenerator, Callable
@@ -99,7 +100,8 @@ class StackService:
         flag = (
             allow_privileged if allow_privileged is not None else bool(existing and existing.allow_privileged)
         )
-        compose_check.validate(name, compose, env, allow_privileged=flag)
+        # In a thread: a 1 MiB file takes the YAML parser a noticeable while, the loop serves meanwhile.
+        await asyncio.to_thread(compose_check.validate, name, compose, env, allow_privileged=flag)
         try:
             record, changed = await self._store.save(
                 name, compose, env, caller.username, self._clock(), allow_privileged
@@ -217,7 +219,13 @@ class StackService:
                 )
         current = await self._store.revision(name)
         assert current is not None
-        compose_check.validate(name, current.compose, current.env, allow_privileged=record.allow_privileged)
+        await asyncio.to_thread(
+            compose_check.validate,
+            name,
+            current.compose,
+            current.env,
+            allow_privileged=record.allow_privileged,
+        )
         deployment = Deployment(
             str(uuid.uuid4()), name, host.id, current.number, "pending", caller.username, self._clock()
         )
