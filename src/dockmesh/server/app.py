@@ -72,6 +72,7 @@ HTTP_TABLES: tuple[RouteTable, ...] = (
     pages.agents.routes,
     pages.hosts.routes,
     pages.fleet.routes,
+    pages.stacks.routes,
     pages.static.routes,
 )
 

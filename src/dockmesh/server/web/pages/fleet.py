@@ -1,4 +1,5 @@
-"""Fan-out lists (containers, stacks, volumes, images, networks) and the container page."""
+"""Fan-out lists (containers, volumes, images, networks) and the container page; stacks have their own
+pages (`pages.stacks`), over the stack service."""
 
 from __future__ import annotations
 
@@ -18,14 +19,12 @@ routes = RouteTable("web")
 
 TITLES = {
     "containers": "Containers",
-    "stacks": "Stacks",
     "volumes": "Volumes",
     "images": "Images",
     "networks": "Networks",
 }
 EMPTY_HINTS = {
     "containers": "No containers on the selected hosts. Start one with docker run on a host.",
-    "stacks": "No stacks on the selected hosts. Containers labelled with a Compose project show up here.",
     "volumes": "No volumes on the selected hosts.",
     "images": "No images on the selected hosts.",
     "networks": "No networks on the selected hosts.",

@@ -1,0 +1,201 @@
+"""Stacks in the browser: issue 10's "done when" through the pages — create (a refused save shows the error
+at its line and saves nothing), deploy to the remote host `alpha` (real agent, real engine), the Stacks
+list, edit and redeploy (the unchanged service keeps its container), logs, remove — and the progress page
+reopened after its tab was closed."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+from playwright.sync_api import BrowserContext, Page, expect
+
+from tests.browser.conftest import Ui
+from tests.fleet import wait_for
+
+pytestmark = [pytest.mark.browser, pytest.mark.docker]
+
+LOOP = "trap 'exit 0' TERM; while true; do sleep 1; done"
+GOOD = f"""services:
+  db:
+    image: local/busybox:1
+    command: ["sh", "-c", "{LOOP}"]
+    volumes:
+      - data:/data
+    networks: [back]
+    healthcheck:
+      test: ["CMD", "true"]
+      interval: 1s
+      timeout: 5s
+      retries: 3
+  web:
+    image: local/busybox:1
+    command: ["sh", "-c", "echo web-says-${{GREETING}}; {LOOP}"]
+    networks: [back]
+    depends_on:
+      db:
+        condition: service_healthy
+volumes:
+  data:
+networks:
+  back:
+"""
+# The same file with `build:` in web: refused, naming the key and its line.
+WEB = "  web:\n    image: local/busybox:1\n"
+BAD = GOOD.replace(WEB, WEB + "    build: .\n")
+BAD_LINE = BAD.splitlines().index("    build: .") + 1
+# Only web changes: db's config hash, and so its container, stays.
+EDITED = GOOD.replace("echo web-says-", "echo web-v2-says-")
+ENGINE = 1  # alpha's engine
+
+
+def stack_name() -> str:
+    return f"shop-{secrets.token_hex(3)}"
+
+
+def project_containers(ui: Ui, name: str) -> dict[str, str]:
+    """service → container id, straight from alpha's engine (as `docker ps --filter label=…` lists them)."""
+    out = ui.fleet.engine(ENGINE).docker(
+        "ps",
+        "--filter",
+        f"label=com.docker.compose.project={name}",
+        "--format",
+        '{{.ID}} {{.Label "com.docker.compose.service"}}',
+    )
+    return {service: cid for cid, service in (line.split() for line in out.stdout.splitlines())}
+
+
+def create(page: Page, name: str, compose: str, env: str = "") -> None:
+    page.goto("/stacks")
+    page.get_by_role("link", name="New stack").click()
+    page.wait_for_url("**/stacks/_new")
+    page.fill("#stack-name", name)
+    page.fill("#compose", compose)
+    page.fill("#env", env)
+    page.get_by_role("button", name="Create stack").click()
+
+
+def deploy(page: Page, ui: Ui) -> str:
+    """Deploy from the stack page to alpha; waits on the progress page for `done`; the deploy id."""
+    page.locator("#deploy-host").select_option(ui.alpha_id)
+    page.get_by_role("button", name="Deploy revision").click()
+    page.wait_for_url("**/deploys/*")
+    expect(page.locator("#deploy-state")).to_have_text("done", timeout=90_000)
+    return page.url.rsplit("/", 1)[1]
+
+
+def test_stack_from_editor_to_removal(page: Page, ui: Ui) -> None:
+    name = stack_name()
+    create(page, name, BAD, "GREETING=hello\n")
+
+    # The refused save: the error names the key, the editor marks and selects its line; nothing saved.
+    error = page.locator("#save-error")
+    expect(error).to_contain_text("build")
+    expect(error).to_have_attribute("data-line", str(BAD_LINE))
+    expect(page.locator("#compose-gutter .error-line")).to_have_text(str(BAD_LINE))
+    selected = page.evaluate(
+        "() => { const a = document.getElementById('compose');"
+        " return a.value.slice(0, a.selectionStart).split('\\n').length; }"
+    )
+    assert selected == BAD_LINE
+    assert page.locator("#compose").input_value() == BAD  # the text is kept for fixing
+    status, _body = ui.server.api.call("GET", f"/api/v1/stacks/{name}")
+    assert status == 404
+
+    page.fill("#compose", GOOD)
+    page.get_by_role("button", name="Create stack").click()
+    expect(page).to_have_url(f"{ui.server.url}/stacks/{name}?done=saved")
+    expect(page.locator("#stack-revision")).to_have_text("revision 1")
+    expect(page.locator("#no-hosts")).to_be_visible()
+
+    first_deploy = deploy(page, ui)
+    rows = page.locator("#deploy-services tbody tr")
+    expect(rows.filter(has_text="db")).to_contain_text("running")
+    expect(rows.filter(has_text="web")).to_contain_text("running")
+    expect(page.locator("#deploy-events")).to_contain_text("health")
+    first = project_containers(ui, name)
+    assert set(first) == {"db", "web"}
+
+    # The Stacks list: the stack on alpha, both services running, the revision deployed.
+    page.goto("/stacks")
+    row = page.locator(f"#stacks-table tr[data-stack='{name}']")
+    expect(row).to_have_count(1)
+    expect(row.locator("td.host-cell")).to_have_attribute("data-host-id", ui.alpha_id)
+    expect(row.locator("td.host-cell")).to_have_text("alpha")
+    expect(row.locator("td.running")).to_have_text("2 / 2")
+    expect(row.locator("td.revision")).to_have_text("r1")
+    expect(row.locator("td.deploy-state")).to_contain_text("Done")
+    expect(row).not_to_contain_text("external")
+
+    # The stack page: containers per host link to their pages; the merged logs carry the service names.
+    row.get_by_role("link", name=name).click()
+    host_card = page.locator(f".stack-host[data-host-id='{ui.alpha_id}']")
+    expect(host_card.locator("tr[data-service='db'] a")).to_have_attribute(
+        "href", f"/containers/{ui.alpha_id}/{name}-db-1"
+    )
+    expect(page.locator("#stack-logs")).to_contain_text("web | web-says-hello", timeout=15_000)
+    expect(page.locator("#history-table tr[data-deploy]")).to_have_count(1)
+
+    # Edit one service and redeploy from the host's card: db keeps its container, web gets a new one.
+    page.get_by_role("link", name="Edit").click()
+    page.fill("#compose", EDITED)
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#stack-revision")).to_have_text("revision 2")
+    expect(host_card.locator(".revision")).to_contain_text("current is r2")
+    expect(page.locator("details.revision[data-revision='2'] pre.diff .add")).to_contain_text("web-v2-says")
+    host_card.get_by_role("button", name="Redeploy").click()
+    page.wait_for_url("**/deploys/*")
+    expect(page.locator("#deploy-state")).to_have_text("done", timeout=90_000)
+    assert page.url.rsplit("/", 1)[1] != first_deploy
+    second = project_containers(ui, name)
+    assert second["db"] == first["db"]
+    assert second["web"] != first["web"]
+
+    page.goto(f"/stacks/{name}")
+    expect(page.locator("#history-table tr[data-deploy]")).to_have_count(2)
+    expect(page.locator("#stack-logs")).to_contain_text("web | web-v2-says-hello", timeout=15_000)
+
+    # Remove from alpha with its volumes: nothing of the project is left on the engine.
+    host_card.locator("input[name=volumes]").check()
+    host_card.get_by_role("button", name="Remove").click()
+    page.locator("dialog#confirm").get_by_role("button", name="Remove").click()
+    expect(page.locator("#done")).to_have_text("Removed from the host.")
+    expect(page.locator("#no-hosts")).to_be_visible()
+    engine = ui.fleet.engine(ENGINE)
+    label = f"label=com.docker.compose.project={name}"
+    assert engine.docker("ps", "-aq", "--filter", label).stdout.strip() == ""
+    assert engine.docker("volume", "ls", "-q", "--filter", label).stdout.strip() == ""
+    assert engine.docker("network", "ls", "-q", "--filter", label).stdout.strip() == ""
+
+    page.get_by_role("button", name="Delete").click()
+    page.locator("dialog#confirm").get_by_role("button", name="Delete").click()
+    expect(page).to_have_url(f"{ui.server.url}/stacks")
+    assert ui.server.api.call("GET", f"/api/v1/stacks/{name}")[0] == 404
+
+
+def test_progress_page_reopened_after_its_tab_was_closed(page: Page, ui: Ui) -> None:
+    name = stack_name()
+    create(page, name, GOOD, "GREETING=hi\n")
+    expect(page).to_have_url(f"{ui.server.url}/stacks/{name}?done=saved")
+    page.locator("#deploy-host").select_option(ui.alpha_id)
+    page.get_by_role("button", name="Deploy revision").click()
+    page.wait_for_url("**/deploys/*")
+    deploy_id = page.url.rsplit("/", 1)[1]
+    context: BrowserContext = page.context
+    page.close()  # the tab goes away at once; the deploy is the server's task and carries on
+
+    wait_for(lambda: ui.server.api.get(f"/api/v1/deploys/{deploy_id}")["state"] == "done", 90)
+    assert set(project_containers(ui, name)) == {"db", "web"}
+
+    again = context.new_page()
+    again.goto(f"/deploys/{deploy_id}")
+    expect(again.locator("#deploy-state")).to_have_text("done")
+    expect(again.locator("#deploy-live")).to_have_text("ended")
+    rows = again.locator("#deploy-services tbody tr")
+    expect(rows.filter(has_text="db")).to_contain_text("running")
+    expect(rows.filter(has_text="web")).to_contain_text("running")
+    expect(again.locator("#deploy-events")).to_contain_text("deploy done")
+    expect(again.get_by_role("button", name="Cancel deploy")).to_be_hidden()
+
+    ui.server.api.call("DELETE", f"/api/v1/stacks/{name}?host={ui.alpha_id}&volumes=1")
+    ui.server.api.call("DELETE", f"/api/v1/stacks/{name}")
