@@ -9,11 +9,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiodocker
 
 from dockmesh.agent.batching import coalesce
+from dockmesh.agent.deploys import Deploys
 from dockmesh.docker import containers, images, networks, stacks, volumes
 from dockmesh.docker.engine import EngineUnavailable, engine_info
 from dockmesh.docker.errors import DockerFailure
@@ -49,8 +51,10 @@ def _int(params: dict[str, Any], name: str, default: int | None = None) -> int |
 class Handlers:
     """Maps request methods and stream kinds to the docker adapter; Docker errors become RemoteErrors."""
 
-    def __init__(self, docker: aiodocker.Docker) -> None:
+    def __init__(self, docker: aiodocker.Docker, *, journal: Path | None = None) -> None:
+        """``journal``: where finished deploy jobs are recorded (None: in memory, e.g. in tests)."""
         self._docker = docker
+        self._deploys = Deploys(docker, journal)
         self._requests: dict[str, Request] = {
             "ping": self._ping,
             "engine.info": self._engine_info,
@@ -67,6 +71,12 @@ class Handlers:
             "stats": self._stats,
             "exec": self._exec,
         }
+        self._requests.update(self._deploys.requests())
+        self._streams.update(self._deploys.streams())
+
+    async def close(self) -> None:
+        """Running deploys are cancelled (and rolled back): the host is going away."""
+        await self._deploys.close()
 
     async def handle(self, method: str, params: dict[str, Any]) -> Any:
         handler = self._requests.get(method)

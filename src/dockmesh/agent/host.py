@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from pathlib import Path
 from typing import Any, Protocol
 
 from dockmesh import __version__
@@ -37,9 +38,9 @@ ENGINE_PROBE_WAIT = 0.5
 class DockerHost:
     """This machine and its Docker engine."""
 
-    def __init__(self, docker_host: str | None) -> None:
+    def __init__(self, docker_host: str | None, journal: Path | None = None) -> None:
         self._docker = connect(docker_host)
-        self._handlers = Handlers(self._docker)
+        self._handlers = Handlers(self._docker, journal=journal)
         self.engine_error: str | None = None
         self._counts = (0, 0)
         self._probe: asyncio.Task[None] | None = None
@@ -82,4 +83,5 @@ class DockerHost:
     async def close(self) -> None:
         if self._probe is not None:
             self._probe.cancel()
+        await self._handlers.close()
         await self._docker.close()

@@ -47,7 +47,9 @@ class Agent:
         host: Callable[[], HostPort] | None = None,
     ) -> None:
         self.config = config
-        self._host_factory = host or (lambda: DockerHost(config.docker_host))
+        self._host_factory = host or (
+            lambda: DockerHost(config.docker_host, config.state_dir / "deploys.json")
+        )
         self.state = StateDir(config.state_dir)
         self._clock = clock
         self._backoff = backoff or Backoff(base=1.0, cap=30.0)

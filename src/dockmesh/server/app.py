@@ -98,7 +98,13 @@ async def build_context(config: ServerConfig, clock: Callable[[], float] = time.
         cert_lifetime=config.cert_lifetime,
         renew_grace=config.renew_grace,
     )
-    local = LocalHost(config.docker_host, config.heartbeat_interval, clock, config.data_dir)
+    local = LocalHost(
+        config.docker_host,
+        config.heartbeat_interval,
+        clock,
+        config.data_dir,
+        config.data_dir / "deploys.json",
+    )
     directory = HostDirectory(agent_store, gateway, local)
     audit = AuditStore(db)
     stack_store = StackStore(db)

@@ -27,9 +27,15 @@ class LocalHost:
     """Samples the local engine on the heartbeat interval, like an agent would, and serves requests."""
 
     def __init__(
-        self, host: str | None, interval: float, clock: Callable[[], float], disk_path: Path
+        self,
+        host: str | None,
+        interval: float,
+        clock: Callable[[], float],
+        disk_path: Path,
+        journal: Path | None = None,
     ) -> None:
         self.docker_host = docker_host(host)
+        self._journal = journal
         self._interval = interval
         self._clock = clock
         self._disk_path = disk_path
@@ -58,7 +64,7 @@ class LocalHost:
     async def _run(self) -> None:
         docker = connect(self.docker_host)
         server_end, host_end = socket_pair()
-        handlers = Handlers(docker)
+        handlers = Handlers(docker, journal=self._journal)
         self.link = Link(server_end, Role.ACCEPTOR)
         host_link = Link(host_end, Role.DIALER, on_request=handlers.handle, on_stream=handlers.stream)
         links = [asyncio.create_task(self.link.run()), asyncio.create_task(host_link.run())]
@@ -67,6 +73,7 @@ class LocalHost:
                 await self.sample(docker)
                 await asyncio.sleep(self._interval)
         finally:
+            await handlers.close()
             await self.link.close()
             for task in links:
                 task.cancel()

@@ -11,6 +11,7 @@ from typing import Any
 import aiodocker
 import pytest
 from tests.fleet import BUSYBOX_IMAGE, Engine, Fleet
+from tests.integration.compose_stack import NEVER_HEALTHY, STACK, ps
 
 from dockmesh.compose import load_project
 from dockmesh.docker import compose
@@ -18,35 +19,6 @@ from dockmesh.docker.engine import connect
 from dockmesh.docker.errors import DockerFailure
 
 pytestmark = pytest.mark.docker
-
-# The issue's "done when" stack: two services, a named volume, a network, a healthcheck.
-STACK = f"""\
-services:
-  web:
-    image: {BUSYBOX_IMAGE}
-    command: ["httpd", "-f", "-p", "8080", "-h", "/data"]
-    volumes: [data:/data]
-    networks: [back]
-    environment: {{MODE: "${{MODE:-one}}"}}
-    stop_grace_period: 1s
-    depends_on:
-      db: {{condition: service_healthy}}
-  db:
-    image: {BUSYBOX_IMAGE}
-    command: ["sh", "-c", "touch /tmp/ready; exec sleep 600"]
-    networks: [back]
-    stop_grace_period: 1s
-    healthcheck:
-      test: ["CMD", "test", "-f", "/tmp/ready"]
-      interval: 1s
-      timeout: 1s
-      retries: 5
-volumes:
-  data:
-networks:
-  back:
-    internal: true
-"""
 
 
 @pytest.fixture
@@ -78,21 +50,6 @@ async def up(docker: aiodocker.Docker, env: str = "", text: str = STACK, name: s
     events = Events()
     await compose.deploy(docker, load_project(name, text, env), emit=events)
     return events
-
-
-def ps(engine: Engine, project: str = "demo") -> dict[str, str]:
-    """name -> full id, as the docker CLI lists the project's containers."""
-    out = engine.docker(
-        "ps",
-        "-a",
-        "--no-trunc",
-        "--filter",
-        f"label=com.docker.compose.project={project}",
-        "--format",
-        "{{json .}}",
-    ).stdout
-    rows = [json.loads(line) for line in out.splitlines() if line.strip()]
-    return {r["Names"]: r["ID"] for r in rows}
 
 
 def names(engine: Engine, kind: str) -> set[str]:
@@ -203,16 +160,13 @@ async def test_failed_redeploy_restores_the_previous_containers(
 
 
 async def test_cancel_mid_deploy_leaves_nothing(docker: aiodocker.Docker, engine: Engine) -> None:
-    never = STACK.replace('["CMD", "test", "-f", "/tmp/ready"]', '["CMD", "false"]').replace(
-        "retries: 5", "retries: 1000"
-    )
     waiting = asyncio.Event()
 
     def emit(event: dict[str, Any]) -> None:
         if (event["service"], event["phase"]) == ("db", "health"):
             waiting.set()
 
-    task = asyncio.create_task(compose.deploy(docker, load_project("demo", never), emit=emit))
+    task = asyncio.create_task(compose.deploy(docker, load_project("demo", NEVER_HEALTHY), emit=emit))
     async with asyncio.timeout(60):
         await waiting.wait()
     assert "demo-db-1" in ps(engine)  # it was mid-way: db created and started

@@ -19,6 +19,7 @@ from typing import Any
 
 from dockmesh.link import Link, LinkClosed, RemoteError, RequestTimeout
 from dockmesh.link.packets import Kind, PacketError, PacketStream, decode_json
+from dockmesh.proto.methods import Stacks
 from dockmesh.server.directory import HostDirectory, HostRef
 from dockmesh.store.stacks import FINAL, Deployment, StackStore
 
@@ -206,7 +207,7 @@ class Deployer:
     async def _drive(self, run: DeployRun, link: Link, params: dict[str, Any]) -> None:
         stream = None
         try:
-            stream = link.open_stream("stacks.deploy", params)
+            stream = link.open_stream(Stacks.DEPLOY, params)
             if run.state == "pending":
                 await self._store.set_running(run.id)
                 run.state = "running"
@@ -301,7 +302,7 @@ class Deployer:
         run = self.run_for(deployment)
         try:
             answer = await link.request(
-                "stacks.deploy_status", {"deploy_id": deployment.id}, timeout=STATUS_TIMEOUT
+                Stacks.DEPLOY_STATUS, {"deploy_id": deployment.id}, timeout=STATUS_TIMEOUT
             )
         except RemoteError as exc:
             if exc.code in ("unknown_method", "unknown_stream"):

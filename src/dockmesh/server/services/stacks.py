@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dockmesh.link import LinkClosed, RemoteError, RequestTimeout
+from dockmesh.proto.methods import Stacks
 from dockmesh.server.directory import HostDirectory, HostRef
 from dockmesh.server.fanout import HostOutcome, fan_out
 from dockmesh.server.localhost import LOCAL_ID
@@ -263,7 +264,7 @@ class StackService:
         if deployment.settled:
             raise Conflict("deploy_finished", f"deploy {deploy_id} already ended: {deployment.state}")
         host = await self._host(caller, deployment.host, "stacks.deploy")
-        await self._ask(host, "stacks.cancel", {"deploy_id": deploy_id}, 30.0)
+        await self._ask(host, Stacks.CANCEL, {"deploy_id": deploy_id}, 30.0)
         await self._audit.add(
             self._clock(),
             caller.username,
@@ -296,7 +297,12 @@ class StackService:
         if action not in ("stop", "start"):
             raise Invalid("bad_action", f"unknown stack action {action!r}")
         host = await self._host(caller, host_id, "stacks.deploy")
-        await self._ask(host, f"stacks.{action}", {"project": check_name(name)}, ACTION_TIMEOUT)
+        await self._ask(
+            host,
+            Stacks.STOP if action == "stop" else Stacks.START,
+            {"project": check_name(name)},
+            ACTION_TIMEOUT,
+        )
         await self._audit.add(self._clock(), caller.username, f"stack.{action}", f"{host.id}/{name}")
 
     async def remove(self, caller: Caller, name: str, host_id: str, *, volumes: bool = False) -> None:
@@ -310,7 +316,7 @@ class StackService:
                     f"deploy {running.id} of {name!r} is still running there; cancel it first",
                     deploy_id=running.id,
                 )
-        await self._ask(host, "stacks.down", {"project": name, "volumes": volumes}, ACTION_TIMEOUT)
+        await self._ask(host, Stacks.DOWN, {"project": name, "volumes": volumes}, ACTION_TIMEOUT)
         await self._store.remove_placement(name, host.id)
         await self._audit.add(
             self._clock(), caller.username, "stack.down", f"{host.id}/{name}", {"volumes": volumes}
