@@ -6,11 +6,13 @@ reopened after its tab was closed."""
 from __future__ import annotations
 
 import secrets
+import sqlite3
+from collections.abc import Callable
 
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
-from tests.browser.conftest import Ui
+from tests.browser.conftest import DESKTOP, PHONE, Ui
 from tests.fleet import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.docker]
@@ -197,5 +199,69 @@ def test_progress_page_reopened_after_its_tab_was_closed(page: Page, ui: Ui) -> 
     expect(again.locator("#deploy-events")).to_contain_text("deploy done")
     expect(again.get_by_role("button", name="Cancel deploy")).to_be_hidden()
 
+    ui.server.api.call("DELETE", f"/api/v1/stacks/{name}?host={ui.alpha_id}&volumes=1")
+    ui.server.api.call("DELETE", f"/api/v1/stacks/{name}")
+
+
+def set_cordoned(ui: Ui, host_id: str, cordoned: bool) -> None:
+    """No cordon route yet (issue: maintenance): set the agent's flag in the server's database, and bump
+    the agents' version as the store's own writes do, so the server's cached host list sees it."""
+    with sqlite3.connect(ui.server.data_dir / "dockmesh.db") as conn:
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute("UPDATE agents SET cordoned = ? WHERE id = ?", (cordoned, host_id))
+        conn.execute("UPDATE versions SET value = value + 1 WHERE name = 'agents'")
+
+
+def test_cordoned_host_is_disabled_and_refused_with_the_service_s_error(page: Page, ui: Ui) -> None:
+    name = stack_name()
+    assert (
+        ui.server.api.call("PUT", f"/api/v1/stacks/{name}", {"compose": GOOD, "env": "GREETING=x\n"})[0]
+        == 200
+    )
+    set_cordoned(ui, ui.alpha_id, True)
+    try:
+        page.goto(f"/stacks/{name}")
+        option = page.locator(f"#deploy-host option[value='{ui.alpha_id}']")
+        expect(option).to_have_text("alpha (cordoned)")
+        expect(option).to_be_disabled()
+        expect(page.locator("#deploy-host option[value='local']")).to_be_enabled()
+        # A page opened before the cordon still offers the host: the service refuses it, in its words.
+        option.evaluate("o => { o.disabled = false; o.selected = true; }")
+        page.get_by_role("button", name="Deploy revision").click()
+        expect(page.locator("#action-error")).to_contain_text("is cordoned and takes no new deploys")
+        expect(page).to_have_url(f"{ui.server.url}/stacks/{name}/deploy")
+        assert ui.server.api.get(f"/api/v1/stacks/{name}")["deployments"] == []
+        assert project_containers(ui, name) == {}
+    finally:
+        set_cordoned(ui, ui.alpha_id, False)
+    ui.server.api.call("DELETE", f"/api/v1/stacks/{name}")
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280x800", "390x844"])
+def test_stack_pages_fit_the_window(
+    make_context: Callable[..., BrowserContext], ui: Ui, viewport: dict[str, int]
+) -> None:
+    name = stack_name()
+    long_line = "    labels: {note: " + "x" * 300 + "}\n"
+    compose = GOOD.replace(
+        "  db:\n    image: local/busybox:1\n", "  db:\n    image: local/busybox:1\n" + long_line
+    )
+    assert (
+        ui.server.api.call("PUT", f"/api/v1/stacks/{name}", {"compose": compose, "env": "GREETING=x\n"})[0]
+        == 200
+    )
+    deployed = ui.server.api.post(f"/api/v1/stacks/{name}/deploy", {"host": ui.alpha_id}, expect=202)
+    wait_for(lambda: ui.server.api.get(f"/api/v1/deploys/{deployed['id']}")["state"] == "done", 90)
+    page = make_context(viewport=viewport).new_page()
+    for path in (
+        "/stacks",
+        "/stacks/_new",
+        f"/stacks/{name}",
+        f"/stacks/{name}/edit",
+        f"/deploys/{deployed['id']}",
+    ):
+        page.goto(path)
+        expect(page.locator("h1").first).to_be_visible()
+        assert int(page.evaluate("document.documentElement.scrollWidth - window.innerWidth")) <= 0, path
     ui.server.api.call("DELETE", f"/api/v1/stacks/{name}?host={ui.alpha_id}&volumes=1")
     ui.server.api.call("DELETE", f"/api/v1/stacks/{name}")

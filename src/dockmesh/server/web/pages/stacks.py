@@ -97,6 +97,8 @@ async def stacks_page(request: web.Request) -> web.StreamResponse:
 
 
 # --- the editor -----------------------------------------------------------------------------------
+# A refused form comes back as 200 with the error next to it (like the login and tag forms): the browser
+# shows the page again; the status codes are the API's business.
 def _editor(
     request: web.Request,
     session: Session,
@@ -128,7 +130,6 @@ def _editor(
         },
         session=session,
         active="stacks",
-        status=error.status if error is not None else 200,
         no_store=True,
     )
 
@@ -180,7 +181,7 @@ async def _refuse_existing(c: ServerContext, session: Session, name: str) -> Non
     NEW,
     summary="Create a stack from the editor (validated; nothing is saved on error)",
     auth=False,
-    responses={303: "to the stack", 400: "the editor again, with the error at its line"},
+    responses={303: "to the stack", 200: "the editor again, with the error at its line"},
 )
 async def new_stack_submit(request: web.Request) -> web.StreamResponse:
     session, form = await session_form(request)
@@ -208,7 +209,7 @@ async def edit_stack_page(request: web.Request) -> web.StreamResponse:
     "/stacks/{name}/edit",
     summary="Save a new revision from the editor (validated; nothing is saved on error)",
     auth=False,
-    responses={303: "to the stack", 400: "the editor again, with the error at its line"},
+    responses={303: "to the stack", 200: "the editor again, with the error at its line"},
 )
 async def edit_stack_submit(request: web.Request) -> web.StreamResponse:
     session, form = await session_form(request)
@@ -224,9 +225,7 @@ async def _detail(request: web.Request, session: Session) -> StackDetail:
         raise _page_error(exc) from None
 
 
-async def _stack_page(
-    request: web.Request, session: Session, *, action_error: str = "", status: int = 200
-) -> web.Response:
+async def _stack_page(request: web.Request, session: Session, *, action_error: str = "") -> web.Response:
     c = ctx(request)
     detail = await _detail(request, session)
     name = detail.record.name
@@ -254,7 +253,6 @@ async def _stack_page(
         },
         session=session,
         active="stacks",
-        status=status,
         fragments={"hosts": "_stack_hosts.html"},
     )
 
@@ -276,7 +274,7 @@ async def _act(request: web.Request, act: Any) -> web.StreamResponse:
     try:
         return see_other(await act(session, form))
     except ApiError as exc:
-        return await _stack_page(request, session, action_error=exc.message, status=exc.status)
+        return await _stack_page(request, session, action_error=exc.message)
 
 
 @routes.route(
@@ -284,7 +282,7 @@ async def _act(request: web.Request, act: Any) -> web.StreamResponse:
     "/stacks/{name}/deploy",
     summary="Deploy the stack's current revision to the chosen host; shows the deploy's progress",
     auth=False,
-    responses={303: "to the deploy's progress page", 409: "the stack page with the refusal"},
+    responses={303: "to the deploy's progress page", 200: "the stack page with the refusal"},
 )
 async def deploy_submit(request: web.Request) -> web.StreamResponse:
     async def act(session: Session, form: Mapping[str, Any]) -> str:
@@ -329,7 +327,7 @@ for _action, _summary in (
     "/stacks/{name}/delete",
     summary="Delete the stack's record, revisions and history (refused while it is deployed)",
     auth=False,
-    responses={303: "to the stacks list", 409: "the stack page with the refusal"},
+    responses={303: "to the stacks list", 200: "the stack page with the refusal"},
 )
 async def delete_submit(request: web.Request) -> web.StreamResponse:
     async def act(session: Session, form: Mapping[str, Any]) -> str:
