@@ -138,6 +138,15 @@ def test_stack_from_editor_to_removal(page: Page, ui: Ui) -> None:
     expect(page.locator("#stack-logs")).to_contain_text("web | web-says-hello", timeout=15_000)
     expect(page.locator("#history-table tr[data-deploy]")).to_have_count(1)
 
+    # Stop and start on alpha: the same containers, stopped then running again.
+    host_card.get_by_role("button", name="Stop").click()
+    expect(page.locator("#done")).to_have_text("Stopped.")
+    assert project_containers(ui, name) == {}  # `docker ps` lists running containers only
+    expect(host_card.locator(".running")).to_have_text("0 / 2 running")
+    host_card.get_by_role("button", name="Start").click()
+    expect(page.locator("#done")).to_have_text("Started.")
+    assert project_containers(ui, name) == first
+
     # Edit one service and redeploy from the host's card: db keeps its container, web gets a new one.
     page.get_by_role("link", name="Edit").click()
     page.fill("#compose", EDITED)
@@ -196,7 +205,11 @@ def test_progress_page_reopened_after_its_tab_was_closed(page: Page, ui: Ui) -> 
     rows = again.locator("#deploy-services tbody tr")
     expect(rows.filter(has_text="db")).to_contain_text("running")
     expect(rows.filter(has_text="web")).to_contain_text("running")
-    expect(again.locator("#deploy-events")).to_contain_text("deploy done")
+    events = again.locator("#deploy-events")
+    expect(events).to_contain_text("deploy done")
+    # The events kept by the server are replayed: the page missed none of them while it was closed.
+    for text in ("volume created", "db: health healthy", "web: start started"):
+        expect(events).to_contain_text(text)
     expect(again.get_by_role("button", name="Cancel deploy")).to_be_hidden()
 
     ui.server.api.call("DELETE", f"/api/v1/stacks/{name}?host={ui.alpha_id}&volumes=1")
