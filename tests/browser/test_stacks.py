@@ -278,3 +278,35 @@ def test_stack_pages_fit_the_window(
         assert int(page.evaluate("document.documentElement.scrollWidth - window.innerWidth")) <= 0, path
     ui.server.api.call("DELETE", f"/api/v1/stacks/{name}?host={ui.alpha_id}&volumes=1")
     ui.server.api.call("DELETE", f"/api/v1/stacks/{name}")
+
+
+def test_stack_forms_need_the_csrf_token_and_bound_the_text(page: Page, ui: Ui) -> None:
+    name = stack_name()
+    page.goto("/stacks/_new")
+    token = page.locator("input[name=csrf]").first.input_value()
+    form = {"name": name, "compose": GOOD, "env": ""}
+    refused = page.request.post("/stacks/_new", form={**form, "csrf": "0" * 64}, max_redirects=0)
+    assert refused.status == 403
+    assert "Form expired" in refused.text()
+    assert ui.server.api.call("GET", f"/api/v1/stacks/{name}")[0] == 404
+
+    # Over the service's 1 MiB: the editor again with the error; over the server's body limit: 413.
+    big = GOOD + "x-pad: " + "y" * (1 << 20) + "\n"
+    shown = page.request.post("/stacks/_new", form={**form, "compose": big, "csrf": token}, max_redirects=0)
+    assert shown.status == 200
+    assert "exceed 1 MiB" in shown.text()
+    huge = page.request.post(
+        "/stacks/_new", form={**form, "compose": "#" * (5 << 20), "csrf": token}, max_redirects=0
+    )
+    assert huge.status == 413
+    assert ui.server.api.call("GET", f"/api/v1/stacks/{name}")[0] == 404
+
+    saved = page.request.post("/stacks/_new", form={**form, "csrf": token}, max_redirects=0)
+    assert saved.status == 303
+    assert saved.headers["location"] == f"/stacks/{name}?done=saved"
+    again = page.request.post("/stacks/_new", form={**form, "csrf": token}, max_redirects=0)
+    assert "exists already" in again.text()  # New stack never overwrites one
+    deploy_refused = page.request.post(f"/stacks/{name}/deploy", form={"host": ui.alpha_id}, max_redirects=0)
+    assert deploy_refused.status == 403
+    assert ui.server.api.get(f"/api/v1/stacks/{name}")["deployments"] == []
+    ui.server.api.call("DELETE", f"/api/v1/stacks/{name}")
