@@ -205,3 +205,12 @@ async def test_json_body_past_the_limit_is_413_even_in_pieces(echo: EchoServer, 
     status, body = await post_in_pieces(echo, [b'{"a": "' + b"x" * 40, b"y" * 40 + b'"}'], chunked=chunked)
     assert status == 413
     assert body["error"]["code"] == "too_large"
+
+
+def test_error_details_sit_next_to_code_and_message_but_never_replace_them() -> None:
+    response = error_response(
+        400, "unsupported_key", "no", details={"key": "services.web.x", "line": 3, "code": "x"}
+    )
+    assert body_of(response) == {
+        "error": {"code": "unsupported_key", "message": "no", "key": "services.web.x", "line": 3}
+    }
