@@ -310,3 +310,29 @@ def test_stack_forms_need_the_csrf_token_and_bound_the_text(page: Page, ui: Ui) 
     assert deploy_refused.status == 403
     assert ui.server.api.get(f"/api/v1/stacks/{name}")["deployments"] == []
     ui.server.api.call("DELETE", f"/api/v1/stacks/{name}")
+
+
+def test_a_failed_deploy_shows_the_engine_s_message_and_leaves_nothing(page: Page, ui: Ui) -> None:
+    name = stack_name()
+    missing = "127.0.0.1:1/dm/nope:1"  # loopback, nothing listens: the pull fails at once, offline
+    compose = f"services:\n  app:\n    image: {missing}\n    network_mode: none\n"
+    assert ui.server.api.call("PUT", f"/api/v1/stacks/{name}", {"compose": compose})[0] == 200
+    page.goto(f"/stacks/{name}")
+    page.locator("#deploy-host").select_option(ui.alpha_id)
+    page.get_by_role("button", name="Deploy revision").click()
+    page.wait_for_url("**/deploys/*")
+    expect(page.locator("#deploy-state")).to_have_text("failed", timeout=90_000)
+    expect(page.locator("#deploy-error")).to_contain_text(missing)
+    expect(page.locator("#deploy-services tr[data-service='app'] .phase")).to_have_text("pull")
+    expect(page.get_by_role("button", name="Cancel deploy")).to_be_hidden()
+    assert project_containers(ui, name) == {}
+
+    page.goto(f"/stacks/{name}")
+    expect(page.locator("#history-table tr[data-deploy] .state")).to_have_text("Failed")
+    expect(page.locator("#history-table")).to_contain_text(missing)
+    page.goto("/stacks")
+    row = page.locator(f"#stacks-table tr[data-stack='{name}']")
+    expect(row.locator("td.running")).to_have_text("0 / 0")
+    expect(row.locator("td.deploy-state")).to_contain_text("Failed")
+    ui.server.api.call("DELETE", f"/api/v1/stacks/{name}?host={ui.alpha_id}")
+    ui.server.api.call("DELETE", f"/api/v1/stacks/{name}")

@@ -81,7 +81,10 @@ def clean_services(value: Any) -> list[dict[str, Any]]:
 def result_fields(message: dict[str, Any]) -> tuple[str, list[dict[str, Any]], str | None]:
     """(state, services, error) of a host's result; a state that is not final counts as failed."""
     state = message.get("state")
-    error = _text(message.get("error"), _ERROR)
+    raw = message.get("error")
+    if isinstance(raw, dict):
+        raw = raw.get("message")  # the agent sends {"code", "message"}; the record keeps the words
+    error = _text(raw, _ERROR)
     if state not in FINAL:
         state, error = "failed", error or f"the host reported an unknown final state {str(state)[:40]!r}"
     return state, clean_services(message.get("services")), error
