@@ -8,6 +8,7 @@ from __future__ import annotations
 import secrets
 import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
@@ -184,35 +185,86 @@ def test_stack_from_editor_to_removal(page: Page, ui: Ui) -> None:
     assert ui.server.api.call("GET", f"/api/v1/stacks/{name}")[0] == 404
 
 
-def test_progress_page_reopened_after_its_tab_was_closed(page: Page, ui: Ui) -> None:
+GATED = """services:
+  web:
+    image: local/busybox:1
+    command: ["sleep", "600"]
+    network_mode: none
+    stop_grace_period: 1s
+    depends_on:
+      gate: {{condition: service_healthy}}
+  gate:
+    image: local/busybox:1
+    command: ["sleep", "600"]
+    network_mode: none
+    stop_grace_period: 1s
+    volumes: ["{gate}:/gate"]
+    healthcheck:
+      test: ["CMD", "test", "-f", "/gate/open"]
+      interval: 1s
+      timeout: 1s
+      retries: 600
+"""
+
+
+def start_gated(page: Page, ui: Ui, gate: Path) -> tuple[str, str]:
+    """A stack whose deploy waits (gate's health) until `gate/open` exists; deployed from its page to
+    alpha; (stack name, deploy id) once the progress page shows it waiting."""
+    gate.mkdir()
     name = stack_name()
-    create(page, name, GOOD, "GREETING=hi\n")
-    expect(page).to_have_url(f"{ui.server.url}/stacks/{name}?done=saved")
+    assert ui.server.api.call("PUT", f"/api/v1/stacks/{name}", {"compose": GATED.format(gate=gate)})[0] == 200
+    page.goto(f"/stacks/{name}")
     page.locator("#deploy-host").select_option(ui.alpha_id)
     page.get_by_role("button", name="Deploy revision").click()
     page.wait_for_url("**/deploys/*")
-    deploy_id = page.url.rsplit("/", 1)[1]
-    context: BrowserContext = page.context
-    page.close()  # the tab goes away at once; the deploy is the server's task and carries on
+    expect(page.locator("#deploy-events")).to_contain_text("gate: health waiting", timeout=60_000)
+    expect(page.locator("#deploy-state")).to_have_text("running")
+    expect(page.locator("#deploy-services tr[data-service='gate'] .phase")).to_have_text("health")
+    return name, page.url.rsplit("/", 1)[1]
 
-    wait_for(lambda: ui.server.api.get(f"/api/v1/deploys/{deploy_id}")["state"] == "done", 90)
-    assert set(project_containers(ui, name)) == {"db", "web"}
+
+def test_progress_page_reopened_after_its_tab_was_closed(page: Page, ui: Ui, tmp_path: Path) -> None:
+    name, deploy_id = start_gated(page, ui, tmp_path / "gate")
+    context: BrowserContext = page.context
+    page.close()  # the tab goes away mid-deploy; the deploy is the server's task and carries on
 
     again = context.new_page()
     again.goto(f"/deploys/{deploy_id}")
-    expect(again.locator("#deploy-state")).to_have_text("done")
-    expect(again.locator("#deploy-live")).to_have_text("ended")
-    rows = again.locator("#deploy-services tbody tr")
-    expect(rows.filter(has_text="db")).to_contain_text("running")
-    expect(rows.filter(has_text="web")).to_contain_text("running")
+    expect(again.locator("#deploy-state")).to_have_text("running")
+    expect(again.locator("#deploy-live")).to_have_text("live")
     events = again.locator("#deploy-events")
-    expect(events).to_contain_text("deploy done")
-    # The events kept by the server are replayed: the page missed none of them while it was closed.
-    for text in ("volume created", "db: health healthy", "web: start started"):
+    # What happened while no page watched is replayed: the server keeps the deploy's events.
+    for text in ("validate done", "gate: create creating", "gate: health waiting"):
         expect(events).to_contain_text(text)
-    expect(again.get_by_role("button", name="Cancel deploy")).to_be_hidden()
+    expect(again.get_by_role("button", name="Cancel deploy")).to_be_visible()
 
-    ui.server.api.call("DELETE", f"/api/v1/stacks/{name}?host={ui.alpha_id}&volumes=1")
+    (tmp_path / "gate" / "open").touch()  # the health check passes: the deploy goes on, live on the page
+    expect(again.locator("#deploy-state")).to_have_text("done", timeout=60_000)
+    expect(again.locator("#deploy-live")).to_have_text("ended")
+    expect(events).to_contain_text("gate: health healthy")
+    expect(events).to_contain_text("web: start started")
+    rows = again.locator("#deploy-services tbody tr")
+    expect(rows.filter(has_text="gate")).to_contain_text("running (healthy)")
+    expect(rows.filter(has_text="web")).to_contain_text("running")
+    expect(again.get_by_role("button", name="Cancel deploy")).to_be_hidden()
+    assert ui.server.api.get(f"/api/v1/deploys/{deploy_id}")["state"] == "done"
+    assert set(project_containers(ui, name)) == {"gate", "web"}
+
+    ui.server.api.call("DELETE", f"/api/v1/stacks/{name}?host={ui.alpha_id}")
+    ui.server.api.call("DELETE", f"/api/v1/stacks/{name}")
+
+
+def test_cancel_from_the_progress_page_rolls_back(page: Page, ui: Ui, tmp_path: Path) -> None:
+    name, deploy_id = start_gated(page, ui, tmp_path / "gate")
+    page.get_by_role("button", name="Cancel deploy").click()
+    page.locator("dialog#confirm").get_by_role("button", name="Cancel deploy").click()
+    expect(page.locator("#deploy-state")).to_have_text("cancelled", timeout=60_000)
+    expect(page.locator("#deploy-events")).to_contain_text("rollback done")
+    expect(page.get_by_role("button", name="Cancel deploy")).to_be_hidden()
+    assert ui.server.api.get(f"/api/v1/deploys/{deploy_id}")["state"] == "cancelled"
+    label = f"label=com.docker.compose.project={name}"
+    assert ui.fleet.engine(ENGINE).docker("ps", "-aq", "--filter", label).stdout.strip() == ""
+    ui.server.api.call("DELETE", f"/api/v1/stacks/{name}?host={ui.alpha_id}")
     ui.server.api.call("DELETE", f"/api/v1/stacks/{name}")
 
 
