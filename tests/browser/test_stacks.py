@@ -169,6 +169,12 @@ def test_stack_from_editor_to_removal(page: Page, ui: Ui) -> None:
 
     # Remove from alpha with its volumes: nothing of the project is left on the engine.
     host_card.locator("input[name=volumes]").check()
+    # The host cards refresh in place (the containers' "Up n seconds" changes): the choice survives it.
+    page.evaluate(
+        "() => new Promise(done => document.getElementById('stack-hosts')"
+        ".addEventListener('fragment:swapped', done, { once: true }))"
+    )
+    expect(host_card.locator("input[name=volumes]")).to_be_checked()
     host_card.get_by_role("button", name="Remove").click()
     page.locator("dialog#confirm").get_by_role("button", name="Remove").click()
     expect(page.locator("#done")).to_have_text("Removed from the host.")

@@ -94,6 +94,8 @@ async function refreshFragment(section) {
   const name = section.dataset.fragment;
   const state = fragments.get(name);
   if (!state) return;
+  // Not under an open dialog: a confirmation submits the form it was opened for, which must stay in the page.
+  if (document.querySelector("dialog[open]")) return;
   if (state.busy) {
     state.again = true; // an action asked for fresh data while a refresh was in flight
     return;

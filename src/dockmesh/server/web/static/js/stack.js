@@ -1,4 +1,5 @@
-// Stack page: the merged logs of the stack's services on the chosen host, followed live.
+// Stack page: the merged logs of the stack's services on the chosen host, followed live; the host cards
+// refresh in place, keeping each card's "also remove volumes" choice.
 const logsEl = document.getElementById("stack-logs");
 const status = document.getElementById("logs-status");
 const select = document.getElementById("logs-host");
@@ -55,3 +56,19 @@ if (select) {
   select.addEventListener("change", follow);
   follow();
 }
+
+// --- host cards: a refresh must not undo a ticked "also remove volumes" ----------------------------
+
+const hostsSection = document.getElementById("stack-hosts");
+const removeVolumes = new Set();
+const hostOf = (el) => el.closest("[data-host-id]").dataset.hostId;
+
+hostsSection.addEventListener("change", (event) => {
+  const box = event.target.closest("input[name=volumes]");
+  if (!box) return;
+  if (box.checked) removeVolumes.add(hostOf(box));
+  else removeVolumes.delete(hostOf(box));
+});
+hostsSection.addEventListener("fragment:swapped", () => {
+  for (const box of hostsSection.querySelectorAll("input[name=volumes]")) box.checked = removeVolumes.has(hostOf(box));
+});
