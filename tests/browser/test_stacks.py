@@ -394,3 +394,20 @@ def test_a_failed_deploy_shows_the_engine_s_message_and_leaves_nothing(page: Pag
     expect(row.locator("td.deploy-state")).to_contain_text("Failed")
     ui.server.api.call("DELETE", f"/api/v1/stacks/{name}?host={ui.alpha_id}")
     ui.server.api.call("DELETE", f"/api/v1/stacks/{name}")
+
+
+def test_a_stack_made_by_hand_is_listed_as_external(page: Page, ui: Ui) -> None:
+    name = stack_name()
+    ui.run(
+        ENGINE,
+        f"{name}-app-1",
+        labels={"com.docker.compose.project": name, "com.docker.compose.service": "app"},
+    )
+    page.goto("/stacks")
+    row = page.locator(f"#stacks-table tr[data-stack='{name}']")
+    expect(row.locator("td.host-cell")).to_have_attribute("data-host-id", ui.alpha_id)
+    expect(row.locator("td.name .badge-external")).to_have_text("external")
+    expect(row.locator("td.name a")).to_have_count(0)  # no record here: no stack page to open
+    expect(row.locator("td.running")).to_have_text("1 / 1")
+    expect(row.locator("td.revision")).to_have_text("—")
+    expect(row.locator("td.deploy-state")).to_have_text("—")
