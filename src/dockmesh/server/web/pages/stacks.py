@@ -5,7 +5,7 @@ their domain errors become an error next to the form (or an error page), never a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -13,7 +13,7 @@ from aiohttp import web
 from dockmesh.server.context import ServerContext, ctx
 from dockmesh.server.errors import ApiError
 from dockmesh.server.fanout import DEFAULT_DEADLINE
-from dockmesh.server.routes import RouteTable
+from dockmesh.server.routes import Handler, RouteTable
 from dockmesh.server.services import access, stack_hosts
 from dockmesh.server.services.errors import Invalid, NotFound
 from dockmesh.server.services.stacks import StackDetail
@@ -268,8 +268,12 @@ async def stack_page(request: web.Request) -> web.StreamResponse:
     return await _stack_page(request, session)
 
 
-async def _act(request: web.Request, act: Any) -> web.StreamResponse:
-    """Run a form's action; on a refusal show the stack page with the service's message."""
+Action = Callable[[Session, Mapping[str, Any]], Awaitable[str]]
+
+
+async def _act(request: web.Request, act: Action) -> web.StreamResponse:
+    """Run a form's action (it returns where to go next); on a refusal show the stack page with the
+    service's message."""
     session, form = await session_form(request)
     try:
         return see_other(await act(session, form))
@@ -294,7 +298,7 @@ async def deploy_submit(request: web.Request) -> web.StreamResponse:
     return await _act(request, act)
 
 
-def _host_action(action: str) -> Any:
+def _host_action(action: str) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
 
