@@ -230,7 +230,14 @@ class StackService:
         deployment = Deployment(
             str(uuid.uuid4()), name, host.id, current.number, "pending", caller.username, self._clock()
         )
-        await self._store.start_deployment(deployment)
+        try:
+            await self._store.start_deployment(deployment)
+        except StackConflict as exc:  # another deploy began between the check above and this one
+            raise Conflict(
+                "deploy_in_progress",
+                f"deploy {exc} of {name!r} on {host.name!r} has not finished; follow or cancel it",
+                deploy_id=str(exc),
+            ) from None
         await self._audit.add(
             self._clock(),
             caller.username,
