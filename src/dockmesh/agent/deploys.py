@@ -190,7 +190,34 @@ class Deploys:
             {"type": "result", "deploy_id": deploy_id, "state": "running", "error": None, "services": []}
         )
         job.task = asyncio.create_task(self._run(job, project, auth), name=f"deploy {deploy_id}")
+        job.task.add_done_callback(lambda _task: self._never_ran(job))
         return job
+
+    def _never_ran(self, job: Job) -> None:
+        """A task cancelled before its first step never enters _run's finally: settle it here."""
+        if job.result is None:
+            result = self._result(
+                job, "cancelled", {"code": "cancelled", "message": "the deploy was cancelled"}, []
+            )
+            self._settle(job, result)
+
+    @staticmethod
+    def _result(job: Job, state: str, error: dict[str, str] | None, rows: list[Any]) -> dict[str, Any]:
+        return {
+            "type": "result",
+            "deploy_id": job.deploy_id,
+            "state": state,
+            "error": error,
+            "services": rows,
+        }
+
+    def _settle(self, job: Job, result: dict[str, Any]) -> None:
+        try:
+            self._journal.record(result)
+        except OSError as exc:
+            log.error("deploy journal not written: %s", exc)
+        self._jobs.pop(job.deploy_id, None)
+        job.finish(result)
 
     async def _run(self, job: Job, project: Any, auth: dict[str, dict[str, str]] | None) -> None:
         state, error, rows = "failed", None, []

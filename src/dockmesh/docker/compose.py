@@ -11,8 +11,8 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from typing import Any, cast
 
 import aiodocker
 
@@ -27,6 +27,7 @@ from dockmesh.docker.compose_config import (
     volume_body,
 )
 from dockmesh.docker.errors import DockerFailure, docker_errors, from_engine
+from dockmesh.docker.events import engine_events
 from dockmesh.docker.images import registry_auth_header, registry_host
 
 __all__ = ["Emit", "deploy", "down", "services", "start", "stop"]
@@ -74,7 +75,7 @@ class _Deploy:
         self.undo: list[Undo] = []  # run in reverse on failure
         self.commit: list[Undo] = []  # run on success (removing what was replaced)
         self.ids: dict[str, str] = {}  # service -> container id, as started by this deploy
-        self.ready: dict[tuple[str, str], asyncio.Future[None]] = {}
+        self.started_at: dict[str, float] = {}  # container id -> wall time just before its start
 
     async def run(self) -> None:
         try:
@@ -184,6 +185,7 @@ class _Deploy:
         self, service: str, ref: str, params: dict[str, str], headers: dict[str, str]
     ) -> None:
         layers: dict[str, tuple[int, int]] = {}
+        last = (0, 0)
         with docker_errors():
             async with open_stream(
                 self.docker, "images/create", method="POST", params=params, headers=headers
@@ -200,12 +202,19 @@ class _Deploy:
                         layers[str(msg["id"])] = (int(detail.get("current") or 0), int(detail["total"]))
                         current = sum(c for c, _ in layers.values())
                         total = sum(t for _, t in layers.values())
-                        self.emit(
-                            progress(
-                                service, "pull", str(msg.get("status", "")), ref, current=current, total=total
+                        # About a hundred events per pull, not one per engine line (thousands for big images).
+                        if total != last[1] or current - last[0] >= total // 100:
+                            last = (current, total)
+                            self.emit(
+                                progress(
+                                    service,
+                                    "pull",
+                                    str(msg.get("status", "")),
+                                    ref,
+                                    current=current,
+                                    total=total,
+                                )
                             )
-                        )
-        self.emit(progress(service, "pull", "done", ref))
 
     # --- containers -------------------------------------------------------------------------------
     async def service(self, service: Service, current: list[dict[str, Any]]) -> None:
@@ -229,18 +238,21 @@ class _Deploy:
         container = self.docker.containers.container(raw["Id"])
         name = raw["Names"][0].lstrip("/")
         was_running = raw.get("State") == "running"
-        self.emit(progress(service, "remove", "stopping", f"{why} {name}"))
-        with docker_errors():
-            await container.stop()
-            await container.rename(f"{short_id(raw['Id'])}_{name}")
+        renamed = False
 
         async def restore() -> None:
             with docker_errors():
-                await container.rename(name)
+                if renamed:
+                    await container.rename(name)
                 if was_running:
                     await container.start()
 
-        self.undo.append(restore)
+        self.emit(progress(service, "remove", "stopping", f"{why} {name}"))
+        self.undo.append(restore)  # before the stop: a failed rename must still restart it
+        with docker_errors():
+            await container.stop()
+            await container.rename(f"{short_id(raw['Id'])}_{name}")
+        renamed = True
         self.commit.append(lambda: self._quiet(container.delete(force=True)))
 
     async def create(self, service: Service) -> None:
@@ -258,6 +270,7 @@ class _Deploy:
         await self.start_container(service.name, container.id)
 
     async def start_container(self, service: str, cid: str) -> None:
+        self.started_at[cid] = time.time() - 1  # events are replayed from here (whole seconds at the engine)
         with docker_errors():
             await self.docker.containers.container(cid).start()
         self.emit(progress(service, "start", "started", short_id(cid)))
@@ -274,38 +287,51 @@ class _Deploy:
             await self.wait_exited(spec, cid)
 
     async def wait_healthy(self, spec: Service, cid: str) -> None:
+        """Wait for the engine's health verdict, on its event stream, within what the healthcheck allows."""
         hc = spec.healthcheck
-        sec = 1e-9
 
-        def value(ns: int | None, default: float) -> float:
-            return ns * sec if ns else default
+        def seconds(ns: int | None, default: float) -> float:
+            return ns / 1e9 if ns else default
 
-        interval = value(hc.interval_ns if hc else None, _HC_INTERVAL)
-        timeout = value(hc.timeout_ns if hc else None, _HC_TIMEOUT)
+        interval = seconds(hc.interval_ns if hc else None, _HC_INTERVAL)
+        timeout = seconds(hc.timeout_ns if hc else None, _HC_TIMEOUT)
         retries = hc.retries if hc and hc.retries is not None else _HC_RETRIES
-        start = value(hc.start_period_ns if hc else None, 0.0)
-        # The engine reports unhealthy after `retries` failures past the start period; a little over.
-        deadline = time.monotonic() + start + (interval + timeout) * (retries + 1) + _HEALTH_SLACK
+        start = seconds(hc.start_period_ns if hc else None, 0.0)
+        # The engine says unhealthy after `retries` failures past the start period: allow that, and a little.
+        budget = start + (interval + timeout) * (retries + 1) + _HEALTH_SLACK
+        state = await self._state(cid)
+        if (state.get("Health") or {}).get("Status") == "healthy":
+            return
+        if state.get("Health") is None:
+            raise DockerFailure(409, "unhealthy", f"service {spec.name!r} has no healthcheck to wait for")
         self.emit(progress(spec.name, "health", "waiting"))
-        delay = 0.05
-        while True:
-            state = await self._state(cid)
-            health = (state.get("Health") or {}).get("Status")
-            if health == "healthy":
-                self.emit(progress(spec.name, "health", "healthy"))
-                return
-            if not state.get("Running"):
-                raise DockerFailure(
-                    409,
-                    "unhealthy",
-                    f"service {spec.name!r} exited (code {state.get('ExitCode')}) before healthy",
+        # Replaying from before the start means a verdict given between the inspect and the subscription
+        # is not missed (the agent and its engine share a clock).
+        since = self.started_at.get(cid, time.time() - 1)
+        try:
+            async with asyncio.timeout(budget):
+                events = cast(
+                    AsyncGenerator[dict[str, Any], None],  # an async generator, annotated as an iterator
+                    engine_events(self.docker, {"type": "container", "container": [cid]}, since=since),
                 )
-            if health is None:
-                raise DockerFailure(409, "unhealthy", f"service {spec.name!r} has no healthcheck to wait for")
-            if health == "unhealthy" or time.monotonic() > deadline:
-                raise DockerFailure(409, "unhealthy", f"service {spec.name!r} did not become healthy")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, max(interval / 2, 0.05), 1.0)
+                async with contextlib.aclosing(events):
+                    async for event in events:
+                        action = str(event.get("Action") or event.get("status") or "")
+                        if action == "health_status: healthy":
+                            self.emit(progress(spec.name, "health", "healthy"))
+                            return
+                        if action == "health_status: unhealthy":
+                            break
+                        if action in ("die", "destroy"):
+                            state = await self._state(cid)
+                            raise DockerFailure(
+                                409,
+                                "unhealthy",
+                                f"service {spec.name!r} exited (code {state.get('ExitCode')}) before healthy",
+                            )
+        except TimeoutError:
+            pass
+        raise DockerFailure(409, "unhealthy", f"service {spec.name!r} did not become healthy")
 
     async def wait_exited(self, spec: Service, cid: str) -> None:
         self.emit(progress(spec.name, "health", "waiting for exit"))
@@ -348,11 +374,15 @@ async def deploy(
 
 async def down(docker: aiodocker.Docker, name: str, *, volumes: bool = False) -> None:
     """Remove the project's containers and networks, and its volumes only when asked."""
-    for raw in await _containers(docker, name):
+
+    async def remove(raw: dict[str, Any]) -> None:
+        container = docker.containers.container(raw["Id"])
         with docker_errors():
-            container = docker.containers.container(raw["Id"])
-            await container.stop()
+            await container.stop()  # its own stop signal and grace period, then removed
             await container.delete(force=True, v=True)
+
+    # Concurrently: each stop may take its whole grace period.
+    await _all([remove(raw) for raw in await _containers(docker, name)])
     with docker_errors():
         for net in await docker.networks.list(filters={"label": [f"{LABEL.PROJECT}={name}"]}):
             await (await docker.networks.get(net["Id"])).delete()
@@ -363,10 +393,21 @@ async def down(docker: aiodocker.Docker, name: str, *, volumes: bool = False) ->
 
 
 async def stop(docker: aiodocker.Docker, name: str) -> None:
-    for raw in await _containers(docker, name):
-        if raw.get("State") == "running":
-            with docker_errors():
-                await docker.containers.container(raw["Id"]).stop()
+    async def stop_one(cid: str) -> None:
+        with docker_errors():
+            await docker.containers.container(cid).stop()
+
+    await _all(
+        [stop_one(raw["Id"]) for raw in await _containers(docker, name) if raw.get("State") == "running"]
+    )
+
+
+async def _all(steps: list[Awaitable[None]]) -> None:
+    """Run all steps to their end; then raise the first failure, if any."""
+    results = await asyncio.gather(*steps, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
 
 
 async def start(docker: aiodocker.Docker, name: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -118,3 +119,15 @@ async def test_jobs_are_bounded(deploys: Deploys) -> None:
     with pytest.raises(RemoteError) as caught:
         deploys._start_job("dy", {"deploy_id": "dy", "project": "p0", "compose": GOOD})
     assert caught.value.code == "conflict"
+
+
+async def test_a_job_cancelled_before_it_ran_still_settles(deploys: Deploys) -> None:
+    job = deploys._start_job("early", {"deploy_id": "early", "project": "demo", "compose": GOOD})
+    assert job.task is not None
+    job.task.cancel()  # before the task's first step
+    with pytest.raises(asyncio.CancelledError):
+        await job.task
+    await asyncio.sleep(0)  # done callbacks run on the next loop pass
+    status = await deploys.requests()[Stacks.DEPLOY_STATUS]({"deploy_id": "early"})
+    assert status["state"] == "cancelled"
+    assert job.result is not None
