@@ -69,6 +69,7 @@ PLAIN = HEALTHY.replace("condition: service_healthy", "condition: service_starte
 
 async def direct(docker: aiodocker.Docker, project: Project) -> float:
     started = time.perf_counter()
+    ids: dict[str, tuple[str, float]] = {}  # service -> (container id, wall time before its start)
     for net in project.networks.values():
         await docker.networks.create(network_body(project, net))
     for vol in project.volumes.values():
@@ -76,18 +77,20 @@ async def direct(docker: aiodocker.Docker, project: Project) -> float:
     for service in project.services.values():  # already in depends_on order
         for dep, condition in service.depends_on:
             if condition == "service_healthy":
-                await healthy(docker, f"{project.name}-{dep}-1")
+                await healthy(docker, *ids[dep])
         body = container_body(project, service)
         container = await docker.containers.create(body, name=f"{project.name}-{service.name}-1")
+        ids[service.name] = (container.id, time.time())
         await container.start()
     return time.perf_counter() - started
 
 
-async def healthy(docker: aiodocker.Docker, name: str) -> None:
-    info = await docker.containers.container(name).show()
+async def healthy(docker: aiodocker.Docker, cid: str, since: float) -> None:
+    # By id and from its start: a name would also match the previous round's container and its verdict.
+    info = await docker.containers.container(cid).show()
     if info["State"].get("Health", {}).get("Status") == "healthy":
         return
-    events = engine_events(docker, {"type": "container", "container": [name]}, since=time.time() - 5)
+    events = engine_events(docker, {"type": "container", "container": [cid]}, since=since)
     async for event in events:
         if event.get("Action") == "health_status: healthy":
             break

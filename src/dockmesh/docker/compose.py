@@ -185,6 +185,7 @@ class _Deploy:
         self, service: str, ref: str, params: dict[str, str], headers: dict[str, str]
     ) -> None:
         layers: dict[str, tuple[int, int]] = {}
+        last = (0, 0)
         with docker_errors():
             async with open_stream(
                 self.docker, "images/create", method="POST", params=params, headers=headers
@@ -201,12 +202,19 @@ class _Deploy:
                         layers[str(msg["id"])] = (int(detail.get("current") or 0), int(detail["total"]))
                         current = sum(c for c, _ in layers.values())
                         total = sum(t for _, t in layers.values())
-                        self.emit(
-                            progress(
-                                service, "pull", str(msg.get("status", "")), ref, current=current, total=total
+                        # About a hundred events per pull, not one per engine line (thousands for big images).
+                        if total != last[1] or current - last[0] >= total // 100:
+                            last = (current, total)
+                            self.emit(
+                                progress(
+                                    service,
+                                    "pull",
+                                    str(msg.get("status", "")),
+                                    ref,
+                                    current=current,
+                                    total=total,
+                                )
                             )
-                        )
-        self.emit(progress(service, "pull", "done", ref))
 
     # --- containers -------------------------------------------------------------------------------
     async def service(self, service: Service, current: list[dict[str, Any]]) -> None:
@@ -230,18 +238,21 @@ class _Deploy:
         container = self.docker.containers.container(raw["Id"])
         name = raw["Names"][0].lstrip("/")
         was_running = raw.get("State") == "running"
-        self.emit(progress(service, "remove", "stopping", f"{why} {name}"))
-        with docker_errors():
-            await container.stop()
-            await container.rename(f"{short_id(raw['Id'])}_{name}")
+        renamed = False
 
         async def restore() -> None:
             with docker_errors():
-                await container.rename(name)
+                if renamed:
+                    await container.rename(name)
                 if was_running:
                     await container.start()
 
-        self.undo.append(restore)
+        self.emit(progress(service, "remove", "stopping", f"{why} {name}"))
+        self.undo.append(restore)  # before the stop: a failed rename must still restart it
+        with docker_errors():
+            await container.stop()
+            await container.rename(f"{short_id(raw['Id'])}_{name}")
+        renamed = True
         self.commit.append(lambda: self._quiet(container.delete(force=True)))
 
     async def create(self, service: Service) -> None:

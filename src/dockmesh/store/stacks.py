@@ -247,8 +247,27 @@ class StackStore:
 
     # --- deployments --------------------------------------------------------------------------
     async def start_deployment(self, deployment: Deployment) -> None:
-        """Record a new deploy and make it the stack's placement on that host, in one transaction."""
+        """Record a new deploy and make it the stack's placement on that host, in one transaction.
+
+        StackConflict (its message names the deploy) while another deploy of the stack is unsettled on that
+        host: the stack's row is locked first (FOR UPDATE on PostgreSQL; SQLite has one writer), so two
+        requests at once cannot both pass the check.
+        """
         async with self._db.write() as conn:
+            await conn.execute(
+                sa.select(stacks.c.name).where(stacks.c.name == deployment.stack).with_for_update()
+            )
+            busy = (
+                await conn.execute(
+                    sa.select(deployments.c.id).where(
+                        deployments.c.stack == deployment.stack,
+                        deployments.c.host == deployment.host,
+                        deployments.c.state.in_(UNSETTLED),
+                    )
+                )
+            ).scalar()
+            if busy is not None:
+                raise StackConflict(busy)
             await conn.execute(
                 deployments.insert().values(
                     id=deployment.id,

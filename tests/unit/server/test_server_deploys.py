@@ -51,7 +51,8 @@ class Host:
         job = self.jobs[deploy_id]
         await job.finish.wait()
         job.state = job.outcome
-        job.result = {"type": "result", "deploy_id": deploy_id, "state": job.outcome, "error": None,
+        error = {"code": "unhealthy", "message": "db is unhealthy"} if job.outcome == "failed" else None
+        job.result = {"type": "result", "deploy_id": deploy_id, "state": job.outcome, "error": error,
                       "services": SERVICES}  # fmt: skip
 
     async def on_request(self, method: str, params: dict[str, Any]) -> Any:
@@ -279,6 +280,20 @@ async def test_an_old_agent_is_told_to_upgrade(wired: Any) -> None:
     host.refuse = RemoteError("unknown_stream", "this agent has no stream 'stacks.deploy'")
     events = await collect(await begin(store, deployer(store, hosts, cleanup), server_link))
     assert "upgrade it" in events[-1]["error"]
+
+
+async def test_a_failed_job_carries_the_hosts_message(wired: Any) -> None:
+    store, hosts, host, cleanup = wired
+    server_link, _ = connect(hosts, host, cleanup)
+    run = await begin(store, deployer(store, hosts, cleanup), server_link)
+    await until(lambda: _has(host, "d-1"))
+    host.job("d-1").outcome = "failed"
+    host.job("d-1").finish.set()
+    events = await collect(run)
+    assert (events[-1]["state"], events[-1]["error"]) == ("failed", "db is unhealthy")
+    recorded = await store.deployment("d-1")
+    assert recorded is not None
+    assert recorded.error == "db is unhealthy"
 
 
 async def test_hostile_packets_are_bounded(wired: Any) -> None:

@@ -91,6 +91,15 @@ async def test_too_large_is_413_before_parsing(env: Any) -> None:
     assert await store.get("web") is None
 
 
+async def test_text_that_would_not_fit_one_link_frame_is_413(env: Any) -> None:
+    service, store, *_ = env
+    # Under 1 MiB as text, but each newline is two bytes once JSON-encoded into the deploy's OPEN frame.
+    with pytest.raises(TooLarge) as info:
+        await service.save(ADMIN, "web", COMPOSE + "\n" * 600_000)
+    assert "opening frame" in info.value.message
+    assert await store.get("web") is None
+
+
 async def test_privileged_needs_the_flag_and_the_flag_needs_an_admin(env: Any) -> None:
     service, store, *_ = env
     privileged = COMPOSE + "    privileged: true\n"

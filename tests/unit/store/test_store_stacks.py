@@ -114,6 +114,7 @@ async def test_deployment_lifecycle_settles_once(store: StackStore) -> None:
 async def test_placement_follows_the_latest_deploy_and_blocks_delete(store: StackStore) -> None:
     await store.save("web", V1, "", "admin", 100.0)
     await store.start_deployment(_deploy("d1", "h1", 1, 300.0))
+    await store.settle("d1", "done", services=[], error=None, now=310.0)
     await store.save("web", V2, "", "admin", 350.0)
     await store.start_deployment(_deploy("d2", "h1", 2, 400.0))
     await store.start_deployment(_deploy("d3", "h2", 2, 410.0))
@@ -134,6 +135,19 @@ async def test_placement_follows_the_latest_deploy_and_blocks_delete(store: Stac
     assert await store.revision("web", 1) is None
     assert await store.deployment("d1") is None
     assert not await store.delete("web")
+
+
+async def test_one_unsettled_deploy_per_stack_and_host(store: StackStore) -> None:
+    await store.save("web", V1, "", "admin", 100.0)
+    results = await asyncio.gather(
+        *(store.start_deployment(_deploy(f"d{i}", "h1")) for i in range(4)), return_exceptions=True
+    )
+    assert sum(r is None for r in results) == 1
+    assert all(isinstance(r, StackConflict) for r in results if r is not None)
+    await store.start_deployment(_deploy("other-host", "h2"))  # another host is free
+    winner = (await store.placements("web"))[0].deploy_id
+    await store.settle(winner, "done", services=[], error=None, now=1.0)
+    await store.start_deployment(_deploy("next", "h1"))  # settled: the next may start
 
 
 async def test_unknown_names_answer_none(store: StackStore) -> None:

@@ -78,13 +78,18 @@ def clean_services(value: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def error_text(value: Any) -> str | None:
+    """A host's error as one bounded string: `{"code","message"}` (the contract) or a plain string."""
+    if isinstance(value, dict):
+        message, code = _text(value.get("message"), _ERROR), _text(value.get("code"), 64)
+        return message or code
+    return _text(value, _ERROR)
+
+
 def result_fields(message: dict[str, Any]) -> tuple[str, list[dict[str, Any]], str | None]:
     """(state, services, error) of a host's result; a state that is not final counts as failed."""
     state = message.get("state")
-    raw = message.get("error")
-    if isinstance(raw, dict):
-        raw = raw.get("message")  # the agent sends {"code", "message"}; the record keeps the words
-    error = _text(raw, _ERROR)
+    error = error_text(message.get("error"))
     if state not in FINAL:
         state, error = "failed", error or f"the host reported an unknown final state {str(state)[:40]!r}"
     return state, clean_services(message.get("services")), error

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dockmesh.link import LinkClosed, RemoteError, RequestTimeout
+from dockmesh.proto import Limits, frames
 from dockmesh.proto.methods import Stacks
 from dockmesh.server.directory import HostDirectory, HostRef
 from dockmesh.server.fanout import HostOutcome, fan_out
@@ -29,6 +30,9 @@ from dockmesh.store.stacks import Deployment, Placement, Revision, StackConflict
 
 NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 MAX_TEXT = 1 << 20  # compose.yaml and .env together, in bytes
+# A deploy's OPEN frame carries compose and env (JSON-encoded) and must fit one link frame, with room left
+# for the registry credentials a deploy may add.
+MAX_OPEN = Limits().max_frame - 64 * 1024
 ACTION_TIMEOUT = 120.0  # stop/start/down of a whole stack: each container's stop grace, in order
 
 
@@ -48,6 +52,12 @@ class StackDetail:
     current: Revision
     placements: list[Placement]
     deployments: list[Deployment]
+
+
+def open_frame_size(name: str, compose: str, env: str) -> int:
+    """Bytes of the `stacks.deploy` OPEN frame this text makes (the deploy id at its longest)."""
+    params = deploy_params("x" * 64, name, compose, env, allow_privileged=False)
+    return len(frames.open_frame(0xFFFFFFFF, Stacks.DEPLOY, params, None))
 
 
 def check_name(name: str) -> str:
@@ -95,6 +105,12 @@ class StackService:
             raise Invalid("invalid_field", "'env' must be the text of the .env file")
         if len(compose.encode()) + len(env.encode()) > MAX_TEXT:
             raise TooLarge("too_large", f"compose.yaml and .env together exceed {MAX_TEXT >> 20} MiB")
+        if (size := open_frame_size(name, compose, env)) > MAX_OPEN:
+            raise TooLarge(
+                "too_large",
+                f"compose.yaml and .env encode to {size} bytes in a deploy's opening frame; the link carries "
+                f"at most {MAX_OPEN}: shorten them (long lines of escaped characters count double)",
+            )
         if allow_privileged:
             access.require_allow_privileged(caller)
         existing = await self._store.get(name)
@@ -230,7 +246,14 @@ class StackService:
         deployment = Deployment(
             str(uuid.uuid4()), name, host.id, current.number, "pending", caller.username, self._clock()
         )
-        await self._store.start_deployment(deployment)
+        try:
+            await self._store.start_deployment(deployment)
+        except StackConflict as exc:  # another deploy began between the check above and this one
+            raise Conflict(
+                "deploy_in_progress",
+                f"deploy {exc} of {name!r} on {host.name!r} has not finished; follow or cancel it",
+                deploy_id=str(exc),
+            ) from None
         await self._audit.add(
             self._clock(),
             caller.username,
