@@ -3,8 +3,9 @@
     python -m tests.browser.shots --out docs/screenshots
 
 Starts three engines, a server (with `local`), two agents and some containers, then saves
-dashboard, agents, agent-new, hosts, containers and container PNGs at 1280x800 (the container page
-full length). Needs what the integration tests need: root, docker.io, busybox-static, chromium.
+dashboard, agents, agent-new, hosts, containers, container, stacks, stack and deploy PNGs at 1280x800
+(the container page full length). Needs what the integration tests need: root, docker.io,
+busybox-static, chromium.
 """
 
 from __future__ import annotations
@@ -23,7 +24,29 @@ from tests.fleet import Fleet, short_tmpdir, wait_for
 from tests.integration.harness import AgentProc, ServerProc
 from tests.integration.spine import wait_online
 
-NAMES = ("dashboard", "agents", "agent-new", "hosts", "containers", "container")
+NAMES = ("dashboard", "agents", "agent-new", "hosts", "containers", "container", "stacks", "stack", "deploy")
+STORE = """services:
+  db:
+    image: {image}
+    command: ["sh", "-c", "echo db ready; trap 'exit 0' TERM; while true; do sleep 1; done"]
+    volumes: [data:/data]
+    networks: [back]
+    healthcheck:
+      test: ["CMD", "true"]
+      interval: 1s
+  api:
+    image: {image}
+    command: ["sh", "-c", "echo api listening on :8080; trap 'exit 0' TERM; while true; do sleep 1; done"]
+    environment:
+      LOG_LEVEL: ${{LOG_LEVEL:-info}}
+    networks: [back]
+    depends_on:
+      db: {{condition: service_healthy}}
+volumes:
+  data:
+networks:
+  back:
+"""
 TICKER = [
     "sh",
     "-c",
@@ -112,6 +135,24 @@ def capture(page: Page, ids: dict[str, str], out: Path) -> list[Path]:
     page.keyboard.press("Enter")
     page.wait_for_function("() => document.querySelector('#terminal .xterm-rows').innerText.includes('PID')")
     shot("container", full_page=True)
+
+    # A stack deployed to web-1, then edited (a revision with its diff) and redeployed.
+    api = page.request
+    headers = {"X-CSRF-Token": page.locator("meta[name=csrf-token]").get_attribute("content") or ""}
+    store = STORE.format(image=IMAGE)
+    for env in ("", "LOG_LEVEL=debug\n"):
+        api.put("/api/v1/stacks/store", data={"compose": store, "env": env}, headers=headers)
+        deployed = api.post(
+            "/api/v1/stacks/store/deploy", data={"host": ids["web-1"]}, headers=headers
+        ).json()
+        page.goto(f"/deploys/{deployed['id']}")
+        page.wait_for_function("() => document.querySelector('#deploy-live').textContent === 'ended'")
+    shot("deploy")
+    page.goto("/stacks")
+    shot("stacks")
+    page.goto("/stacks/store")
+    page.wait_for_function("() => document.querySelector('#stack-logs').textContent.includes('listening')")
+    shot("stack")
     return saved
 
 
