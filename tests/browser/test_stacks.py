@@ -364,6 +364,11 @@ def test_stack_forms_need_the_csrf_token_and_bound_the_text(page: Page, ui: Ui) 
     assert saved.headers["location"] == f"/stacks/{name}?done=saved"
     again = page.request.post("/stacks/_new", form={**form, "csrf": token}, max_redirects=0)
     assert "exists already" in again.text()  # New stack never overwrites one
+    page.goto("/stacks")  # saved, deployed nowhere: listed below the hosts' rows
+    expect(page.locator("#undeployed").get_by_role("link", name=name)).to_have_attribute(
+        "href", f"/stacks/{name}"
+    )
+    expect(page.locator(f"#stacks-table tr[data-stack='{name}']")).to_have_count(0)
     deploy_refused = page.request.post(f"/stacks/{name}/deploy", form={"host": ui.alpha_id}, max_redirects=0)
     assert deploy_refused.status == 403
     assert ui.server.api.get(f"/api/v1/stacks/{name}")["deployments"] == []
