@@ -224,3 +224,43 @@ async def test_pull_with_registry_auth(
     assert set(ps(engine)) == {"demo-a-1"}
     assert reg.password not in json.dumps(list(events))
     assert reg.password not in engine.docker("inspect", "demo-a-1").stdout
+
+
+ONE_SHOT = f"""\
+services:
+  init:
+    image: {BUSYBOX_IMAGE}
+    command: ["sh", "-c", "exit ${{CODE:-0}}"]
+    network_mode: none
+  app:
+    image: {BUSYBOX_IMAGE}
+    command: ["sleep", "600"]
+    network_mode: none
+    stop_grace_period: 1s
+    depends_on:
+      init: {{condition: service_completed_successfully}}
+"""
+
+
+async def test_depends_on_completed_successfully(docker: aiodocker.Docker, engine: Engine) -> None:
+    events = await up(docker, text=ONE_SHOT)
+    assert events.index_of("init", "health", "completed") < events.index_of("app", "create", "creating")
+    states = {r["name"]: r["state"] for r in await compose.services(docker, "demo")}
+    assert states == {"init": "exited", "app": "running"}
+
+
+async def test_a_failed_one_shot_fails_the_deploy(docker: aiodocker.Docker, engine: Engine) -> None:
+    with pytest.raises(DockerFailure) as caught:
+        await up(docker, "CODE=3", text=ONE_SHOT)
+    assert "exited with code 3" in caught.value.message
+    assert ps(engine) == {}
+
+
+async def test_missing_external_network(docker: aiodocker.Docker, engine: Engine) -> None:
+    text = f"services:\n  a:\n    image: {BUSYBOX_IMAGE}\n    networks: [edge]\n"
+    text += "networks:\n  edge: {external: true}\n"
+    with pytest.raises(DockerFailure) as caught:
+        await up(docker, text=text)
+    assert caught.value.code == "not_found"
+    assert "edge" in caught.value.message
+    assert ps(engine) == {}

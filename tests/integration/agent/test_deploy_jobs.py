@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiodocker
 import pytest
-from tests.fleet import Engine, Fleet
+from tests.fleet import Engine, Fleet, spawn
 from tests.integration.compose_stack import NEVER_HEALTHY, STACK, ps
 
 from dockmesh.agent.handlers import Handlers
@@ -220,3 +222,53 @@ async def test_a_running_stack_refuses_a_second_deploy_and_down(host: Host) -> N
     assert caught.value.code == "conflict"
     await link.request(Stacks.CANCEL, {"deploy_id": "d-8"}, timeout=10)
     assert (await read_all(packets))[-1]["state"] == "cancelled"
+
+
+# A host process that starts one deploy job and then idles, to be killed mid-deploy.
+_HOST = """
+import asyncio, sys
+from pathlib import Path
+from dockmesh.agent.deploys import Deploys
+from dockmesh.docker.engine import connect
+
+async def main() -> None:
+    deploys = Deploys(connect(sys.argv[1]), Path(sys.argv[2]))
+    text = Path(sys.argv[3]).read_text()
+    deploys._start_job("k-1", {"deploy_id": "k-1", "project": "demo", "compose": text})
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+async def test_a_host_killed_mid_deploy_reads_back_interrupted(
+    docker: aiodocker.Docker, engine: Engine, tmp_path: Path
+) -> None:
+    journal = tmp_path / "deploys.json"
+    compose_file = tmp_path / "compose.yaml"
+    compose_file.write_text(NEVER_HEALTHY)
+    proc = spawn(
+        [sys.executable, "-c", _HOST, engine.docker_host, str(journal), str(compose_file)],
+        log_path=tmp_path / "host.log",
+    )
+    try:
+        deadline = time.monotonic() + LIMIT
+        while "demo-db-1" not in ps(engine):  # mid-deploy: db is up, web waits on its health
+            assert proc.alive, proc.log_tail()
+            assert time.monotonic() < deadline, proc.log_tail()
+            await asyncio.sleep(0.1)
+        assert json.loads(journal.read_text())[0]["state"] == "running"
+    finally:
+        proc.kill()
+    restarted = Host(docker, journal)
+    try:
+        status = await settled(restarted.connect(), "k-1")
+    finally:
+        await restarted.drop()
+    assert status["state"] == "failed"
+    assert status["result"]["error"]["code"] == "interrupted"
+    # A retry with the same id answers that result; it does not deploy again.
+    link = restarted.connect()
+    packets = await read_all(PacketStream(link.open_stream(Stacks.DEPLOY, params("k-1"))))
+    assert [p["state"] for p in packets] == ["failed"]
+    await restarted.drop()
