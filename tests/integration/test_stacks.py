@@ -354,6 +354,7 @@ def test_cli_put_deploy_with_progress_and_failure(
     failed = cli(tmp_path, "stacks", "deploy", "broken", "--host", agent.agent_id or "")
     assert failed.returncode == 1
     assert failed.stderr.strip().startswith("dockmesh: deploy failed:")
+    assert "127.0.0.1:1/none/such" in failed.stderr  # the engine's words, naming the image
     assert len(failed.stderr.strip().splitlines()) == 1
     assert containers(fleet.engine(1), "broken") == {}
 
