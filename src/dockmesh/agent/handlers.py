@@ -14,6 +14,7 @@ from typing import Any
 import aiodocker
 
 from dockmesh.agent.batching import coalesce
+from dockmesh.agent.objects import ObjectHandlers
 from dockmesh.docker import containers, images, networks, stacks, volumes
 from dockmesh.docker.engine import EngineUnavailable, engine_info
 from dockmesh.docker.errors import DockerFailure
@@ -67,6 +68,9 @@ class Handlers:
             "stats": self._stats,
             "exec": self._exec,
         }
+        objects = ObjectHandlers(docker)
+        self._requests.update(objects.requests)
+        self._streams.update(objects.streams)
 
     async def handle(self, method: str, params: dict[str, Any]) -> Any:
         handler = self._requests.get(method)
