@@ -18,7 +18,18 @@ from dockmesh.pki.tls import server_context
 from dockmesh.server import openapi
 from dockmesh.server.accesslog import RedactingAccessLogger
 from dockmesh.server.accounts import Accounts
-from dockmesh.server.api import agents, auth, containers, dashboard, fleet, hosts, install, meta, metrics
+from dockmesh.server.api import (
+    agents,
+    auth,
+    containers,
+    dashboard,
+    fleet,
+    hosts,
+    install,
+    meta,
+    metrics,
+    objects,
+)
 from dockmesh.server.artifact import Artifacts
 from dockmesh.server.config import ServerConfig
 from dockmesh.server.context import CONTEXT, ServerContext
@@ -49,6 +60,7 @@ HTTP_TABLES: tuple[RouteTable, ...] = (
     hosts.routes,
     fleet.routes,
     containers.routes,
+    objects.routes,
     dashboard.routes,
     install.routes,
     metrics.routes,
