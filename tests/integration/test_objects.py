@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.fleet import Engine, Fleet, wait_for
-from tests.integration.harness import AgentProc, ServerProc
+from tests.integration.harness import ADMIN_PASSWORD, AgentProc, ServerProc
 from tests.integration.spine import wait_online
 
 pytestmark = pytest.mark.docker
@@ -315,3 +319,69 @@ def test_prune_over_all_hosts(pair: Pair) -> None:
     assert idone["reclaimed"] == sum(r["reclaimed"] for r in idone["results"])
     for eng in pair.engines:
         assert eng.image_exists(IMAGE)
+
+
+def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKMESH_")}
+    env.update(XDG_CONFIG_HOME=str(home), DOCKMESH_PASSWORD=ADMIN_PASSWORD)
+    return subprocess.run(
+        [sys.executable, "-m", "dockmesh.cli.main", *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def one_line_error(out: subprocess.CompletedProcess[str]) -> str:
+    assert out.returncode == 1, (out.stdout, out.stderr)
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    return out.stderr
+
+
+def test_cli_creates_removes_pulls_and_prunes(pair: Pair, fleet: Fleet, tmp_path: Path) -> None:
+    host, eng = pair.remote, pair.engines[1]
+    assert cli(tmp_path, "login", "--url", pair.server.url).returncode == 0
+
+    made = cli(tmp_path, "volumes", "create", "dm-cli", "--host", host)
+    assert made.returncode == 0, made.stderr
+    assert "dm-cli" in names(eng, "volume")
+    assert "dm-cli" in cli(tmp_path, "volumes", "ls", "--host", host).stdout
+    assert "name" in one_line_error(cli(tmp_path, "volumes", "create", "../x", "--host", host))
+    net = cli(tmp_path, "networks", "create", "dm-clinet", "--host", host, "--internal")
+    assert net.returncode == 0, net.stderr
+    assert json.loads(eng.docker("network", "inspect", "dm-clinet").stdout)[0]["Internal"] is True
+    assert cli(tmp_path, "networks", "rm", "dm-clinet", "--host", host).returncode == 0
+    assert "dm-clinet" not in names(eng, "network")
+
+    eng.docker("create", "--network", "none", "--name", "dm-cliuser", "-v", "dm-cli:/d", IMAGE, "true")
+    assert "in use" in one_line_error(cli(tmp_path, "volumes", "rm", "dm-cli", "--host", host))
+    eng.docker("rm", "dm-cliuser")
+
+    preview = cli(tmp_path, "volumes", "prune", "--host", host, "--dry-run")
+    assert preview.returncode == 0, preview.stderr
+    assert "dm-cli" in preview.stdout
+    assert "would remove 1 volumes" in preview.stdout
+    assert "dm-cli" in names(eng, "volume")
+    assert "--force" in one_line_error(cli(tmp_path, "volumes", "prune", "--host", host)).split(": ", 1)[1]
+    assert "dm-cli" in names(eng, "volume")
+    pruned = cli(tmp_path, "volumes", "prune", "--host", host, "--force")
+    assert pruned.returncode == 0, pruned.stderr
+    assert "removed 1 volumes" in pruned.stdout
+    assert "dm-cli" not in names(eng, "volume")
+
+    ref = f"{fleet.open_registry().addr}/dm/cli:1"
+    eng.docker("tag", IMAGE, ref)
+    eng.docker("push", ref)
+    eng.docker("rmi", ref)
+    pulled = cli(tmp_path, "images", "pull", ref, "--host", host)
+    assert pulled.returncode == 0, pulled.stderr
+    assert f"edge: pulled {ref}" in pulled.stdout
+    assert eng.image_exists(ref)
+    assert cli(tmp_path, "images", "rm", ref, "--host", host).returncode == 0
+    assert not eng.image_exists(ref)
+    missing = cli(tmp_path, "images", "pull", f"{fleet.open_registry().addr}/dm/nothing:1", "--host", host)
+    assert missing.returncode == 1
+    assert "edge" in missing.stderr
