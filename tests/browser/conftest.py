@@ -232,7 +232,7 @@ def make_context(
         context.close()
     unexpected = console.unexpected()
     if unexpected and "ui" in request.fixturenames:
-        unexpected.append("server log:\n" + request.getfixturevalue("ui").server.log_tail(80))
+        unexpected.append("server log:\n" + request.getfixturevalue("ui").server.log_tail())
     assert not unexpected, "pages logged errors:\n" + "\n".join(unexpected)
 
 
