@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dockmesh.server.directory import HostRef
-from dockmesh.server.services.objects import progress_line
+from dockmesh.server.services.pulls import progress_line
 
 HOST = HostRef("h1", "edge", (), None)
 

@@ -16,6 +16,7 @@ from dockmesh.server.context import ctx
 from dockmesh.server.errors import ApiError, json_body
 from dockmesh.server.routes import RouteTable
 from dockmesh.server.services import objects as service
+from dockmesh.server.services import pulls
 
 routes = RouteTable("objects")
 
@@ -193,7 +194,7 @@ async def _ndjson(request: web.Request, lines: AsyncIterator[dict[str, Any]]) ->
 )
 async def image_pull(request: web.Request) -> web.StreamResponse:
     body = await _body(request, PULL_BODY)
-    pull = await service.start_pull(
+    pull = await pulls.start_pull(
         ctx(request), current_user(request), request.match_info["host"], body["image"]
     )
     async with contextlib.aclosing(pull.lines()) as lines:
@@ -213,7 +214,7 @@ async def images_pull(request: web.Request) -> web.StreamResponse:
     selector = request.query.get("host", "all")
     c, user = ctx(request), current_user(request)
     await c.directory.select(selector)  # a bad selector is a 400/404 before the stream starts
-    async with contextlib.aclosing(service.pull_many(c, user, selector, body["image"])) as lines:
+    async with contextlib.aclosing(pulls.pull_many(c, user, selector, body["image"])) as lines:
         return await _ndjson(request, lines)
 
 
