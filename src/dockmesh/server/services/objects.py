@@ -109,8 +109,12 @@ async def remove_image(
 # --- prune -------------------------------------------------------------------------------------
 
 
+# A host's prune answer is shown whole: a hostile or broken host must not make it unbounded.
+MAX_ROWS = 10_000
+
+
 def _rows(value: Any) -> list[dict[str, Any]]:
-    return [r for r in value if isinstance(r, dict)] if isinstance(value, list) else []
+    return [r for r in value[:MAX_ROWS] if isinstance(r, dict)] if isinstance(value, list) else []
 
 
 def byte_count(value: Any) -> int:
