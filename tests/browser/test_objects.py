@@ -72,3 +72,30 @@ def test_prune_shows_the_preview_before_removing(page: Page, ui: Ui) -> None:
     assert "ui-kept" in volumes(ui, 1)
     expect(page.locator("#volumes-table tr[data-ref='ui-old-1']")).to_have_count(0)
     expect(page.get_by_role("button", name="Remove these")).to_be_hidden()
+
+
+def test_pull_shows_progress_and_the_result(page: Page, ui: Ui) -> None:
+    eng = ui.fleet.engine(1)
+    ref = f"{ui.fleet.open_registry().addr}/dm/ui-pull:1"
+    # An image of its own (one tag, so its row removes it by that tag), with a layer to download.
+    eng.docker(
+        "run", "--network", "none", "--name", "ui-blob", IMAGE,
+        "dd", "if=/dev/urandom", "of=/blob", "bs=1024", "count=300",
+    )  # fmt: skip
+    eng.docker("commit", "ui-blob", ref)
+    eng.docker("rm", "ui-blob")
+    eng.docker("push", ref)
+    eng.docker("rmi", ref)
+    page.goto(f"/images?host={ui.alpha_id}")
+    form = page.locator("#pull-form")
+    form.locator("input[name=image]").fill(ref)
+    form.get_by_role("button", name="Pull").click()
+    expect(page.locator("#pull-status")).to_have_text(f"{ref}: pulled on 1 host(s)", timeout=30_000)
+    expect(page.locator("#pull-progress progress")).to_have_attribute("value", "100")
+    assert eng.image_exists(ref)
+    row = page.locator(f"#images-table tr[data-ref='{ref}']")
+    expect(row).to_have_count(1)
+    row.get_by_role("button", name="Remove").click()
+    page.locator("#confirm-ok").click()
+    expect(page.locator(f"#images-table tr[data-ref='{ref}']")).to_have_count(0)
+    assert not eng.image_exists(ref)

@@ -201,7 +201,12 @@ def test_pull_streams_progress_and_fails_clearly_without_credentials(pair: Pair,
     assert "credentials" in out[0]["error"]["message"]
     assert not eng.image_exists(secret)
 
-    # Remove: the tag goes; a missing one is a 404.
+    # Remove: refused while a container uses it (nothing lost), then the tag goes; a missing one is a 404.
+    eng.docker("create", "--network", "none", "--name", "dm-imguser", ref, "true")
+    status, err = pair.server.api.call("DELETE", f"/api/v1/hosts/{pair.remote}/images/{ref}")
+    assert (status, err["error"]["code"]) == (409, "in_use"), err
+    assert eng.image_exists(ref)
+    eng.docker("rm", "dm-imguser")
     assert pair.server.api.call("DELETE", f"/api/v1/hosts/{pair.remote}/images/{ref}") == (200, {"ok": True})
     assert not eng.image_exists(ref)
     status, err = pair.server.api.call("DELETE", f"/api/v1/hosts/{pair.remote}/images/{ref}")
