@@ -1,8 +1,9 @@
-"""Volumes, networks and images on one host or over a host selection: what the API and the pages call.
+"""Volumes, networks and images on one host or over a host selection, behind the API routes.
 
-Every function takes the caller (for the audit row now, for RBAC scope in issue 11: `_reach` and
-`_select` are the one place that check goes) and raises `ApiError` (status, code, message), which the
-API renders as JSON and the pages as HTML.
+Every function takes the caller (for the audit row now, for RBAC scope in issue 11: `reach` and
+`select_hosts` are the one place that check goes) and raises `ApiError` (status, code, message), which
+the API renders as JSON. The pages' forms call those routes from the browser (as the container
+actions do), so there is one path to the hosts.
 """
 
 from __future__ import annotations
