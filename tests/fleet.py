@@ -771,13 +771,16 @@ def cleanup(engine: Engine) -> None:
 
 
 class Registry:
-    """Debian ``docker-registry`` on ``127.0.0.1:<free port>`` with htpasswd basic auth.
+    """Debian ``docker-registry`` on ``127.0.0.1:<port>``, with htpasswd basic auth unless ``auth=False``.
 
     Engines treat registries on 127.0.0.0/8 as insecure (plain HTTP) without flags.
     """
 
-    def __init__(self, base_dir: Path, *, username: str = "dockmesh", password: str | None = None) -> None:
+    def __init__(
+        self, base_dir: Path, *, username: str = "dockmesh", password: str | None = None, auth: bool = True
+    ) -> None:
         self.dir = base_dir
+        self.auth = auth
         self.username = username
         self.password = password or secrets.token_urlsafe(12)
         self.port = 0
@@ -817,7 +820,11 @@ class Registry:
                 f"  filesystem:\n    rootdirectory: {self.dir / 'data'}\n"
                 "  delete:\n    enabled: true\n"
                 f"http:\n  addr: {self.addr}\n  secret: {secrets.token_hex(16)}\n"
-                f"auth:\n  htpasswd:\n    realm: dockmesh-test\n    path: {htpasswd}\n"
+                + (
+                    f"auth:\n  htpasswd:\n    realm: dockmesh-test\n    path: {htpasswd}\n"
+                    if self.auth
+                    else ""
+                )
             )
             self.proc = spawn(
                 [_which("docker-registry") or "docker-registry", "serve", str(self.config_path)],
@@ -825,13 +832,13 @@ class Registry:
             )
             deadline = time.monotonic() + timeout
             while self.proc.alive and time.monotonic() < deadline:
-                if self._v2_status() == 401:
+                if self._v2_status() == (401 if self.auth else 200):
                     return self
                 time.sleep(0.05)
             if self.proc.alive:
                 self.proc.kill()
                 raise FleetError(
-                    f"registry on {self.addr} did not answer /v2/ with 401 within {timeout:.0f}s:\n"
+                    f"registry on {self.addr} did not answer /v2/ within {timeout:.0f}s:\n"
                     f"{self.proc.log_tail()}"
                 )
             if "address already in use" not in self.proc.log_text():
@@ -870,6 +877,7 @@ class Fleet:
         self.root = root or run_dir()
         self._engines: dict[int, Engine] = {}
         self._registry: Registry | None = None
+        self._open_registry: Registry | None = None
         self._lock = threading.RLock()
         atexit.register(self._emergency_kill)
         # A SIGTERM'd test run (CI timeout, Ctrl-C from a wrapper) should still tear down.
@@ -909,6 +917,13 @@ class Fleet:
                 self._registry = Registry(self.root / "reg")
             return self._registry.start()
 
+    def open_registry(self) -> Registry:
+        """A second registry, without authentication: pulls through paths that carry no credentials."""
+        with self._lock:
+            if self._open_registry is None:
+                self._open_registry = Registry(self.root / "oreg", auth=False)
+            return self._open_registry.start()
+
     def reset(self) -> None:
         """After a test: thaw, restart stopped engines, remove containers/networks/volumes."""
         with self._lock:
@@ -944,8 +959,9 @@ class Fleet:
                 t.start()
             for t in threads:
                 t.join()
-            if self._registry is not None:
-                self._registry.stop()
+            for registry in (self._registry, self._open_registry):
+                if registry is not None:
+                    registry.stop()
             _kill_strays(str(self.root) + "/", [e.cgroup_parent for e in self._engines.values()])
             _unmount_under(self.root)
             if not _mounts_under(self.root):
@@ -962,6 +978,7 @@ class Fleet:
             if eng.proc is not None:
                 eng.proc.resume()
                 eng.proc.kill()
-        if self._registry is not None and self._registry.proc is not None:
-            self._registry.proc.kill()
+        for registry in (self._registry, self._open_registry):
+            if registry is not None and registry.proc is not None:
+                registry.proc.kill()
         _kill_strays(str(self.root) + "/", [e.cgroup_parent for e in self._engines.values()])

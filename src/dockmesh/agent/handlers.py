@@ -16,6 +16,7 @@ import aiodocker
 
 from dockmesh.agent.batching import coalesce
 from dockmesh.agent.deploys import Deploys
+from dockmesh.agent.objects import ObjectHandlers
 from dockmesh.docker import containers, images, networks, stacks, volumes
 from dockmesh.docker.engine import EngineUnavailable, engine_info
 from dockmesh.docker.errors import DockerFailure
@@ -73,6 +74,9 @@ class Handlers:
         }
         self._requests.update(self._deploys.requests())
         self._streams.update(self._deploys.streams())
+        objects = ObjectHandlers(docker)
+        self._requests.update(objects.requests)
+        self._streams.update(objects.streams)
 
     async def close(self) -> None:
         """Running deploys are cancelled (and rolled back): the host is going away."""

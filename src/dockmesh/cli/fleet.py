@@ -14,6 +14,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+from dockmesh.cli import objects
 from dockmesh.cli.client import CliError, api, load_login, login_pin, urlopen
 from dockmesh.cli.table import table
 from dockmesh.cli.tls import PinMismatch, aiohttp_ssl
@@ -219,9 +220,10 @@ def cmd_tag(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: Any) -> None:
+    objects.add_parsers(sub, cmd_list)
     for resource in COLUMNS:
-        if resource == "stacks":
-            continue  # cli/stacks.py: ls and the rest
+        if resource == "stacks" or resource in objects.MANAGED:
+            continue  # cli/stacks.py and cli/objects.py own these
         p = sub.add_parser(resource, help=f"{resource} across hosts")
         p.add_argument("action", nargs="?", default="ls", choices=["ls"])
         p.add_argument("--host", default="all", help="all (default), a host id, or tag:<tag>")

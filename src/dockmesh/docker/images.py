@@ -12,10 +12,19 @@ import aiodocker
 from dockmesh.docker._api import image_ref, iter_json_lines, open_stream, short_id
 from dockmesh.docker.errors import bad_request, docker_errors, from_engine
 
-__all__ = ["list_images", "pull_image", "registry_auth_header", "registry_host", "remove_image"]
+__all__ = [
+    "PullTally",
+    "image_id",
+    "list_images",
+    "pull_image",
+    "registry_auth_header",
+    "registry_host",
+    "remove_image",
+]
 
 _AUTH_KEYS = frozenset({"username", "password", "email", "serveraddress", "identitytoken", "registrytoken"})
 _PROGRESS_KEYS = ("status", "id", "progress")
+_MAX_LAYERS = 1024  # a manifest has tens of layers; a hostile registry must not grow the tally for ever
 _DOCKER_HUB = "docker.io"
 
 
@@ -75,7 +84,8 @@ def _has_tag_or_digest(ref: str) -> bool:
 async def pull_image(
     docker: aiodocker.Docker, ref: str, auth: dict[str, str] | None = None
 ) -> AsyncIterator[dict[str, Any]]:
-    """Pull ``ref``, yielding progress rows (``status`` and, when given, ``id``/``progress``).
+    """Pull ``ref``, yielding progress rows (``status`` and, when given, ``id``/``progress``, and
+    ``current``/``total`` bytes of that layer).
 
     ``auth`` (``username``/``password`` or ``identitytoken``) travels only in this
     request's ``X-Registry-Auth`` header.  A registry refusal raises DockerFailure
@@ -95,4 +105,52 @@ async def pull_image(
                     detail = msg.get("errorDetail")
                     text = (detail.get("message") if isinstance(detail, dict) else None) or msg.get("error")
                     raise from_engine(0, str(text or "pull failed"))
-                yield {k: msg[k] for k in _PROGRESS_KEYS if k in msg}
+                row = {k: msg[k] for k in _PROGRESS_KEYS if k in msg}
+                detail = msg.get("progressDetail")
+                if isinstance(detail, dict):
+                    for key in ("current", "total"):
+                        value = detail.get(key)
+                        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                            row[key] = value
+                yield row
+
+
+async def image_id(docker: aiodocker.Docker, ref: str) -> str:
+    """The full id (``sha256:…``) of local image ``ref``."""
+    image_ref(ref)
+    with docker_errors():
+        info = await docker.images.inspect(ref)
+    return str(info.get("Id", ""))
+
+
+class PullTally:
+    """Bytes of a pull summed over its layers: each layer's latest ``current`` of its ``total``.
+
+    Download and extraction both report bytes per layer; the tally follows the download, and a layer
+    that is complete (``Pull complete``, ``Already exists``) counts as fully there.
+    """
+
+    def __init__(self) -> None:
+        self._layers: dict[str, tuple[int, int]] = {}
+
+    def add(self, row: dict[str, Any]) -> None:
+        layer = row.get("id")
+        status = str(row.get("status") or "")
+        if not isinstance(layer, str) or (layer not in self._layers and len(self._layers) >= _MAX_LAYERS):
+            return
+        current, total = self._layers.get(layer, (0, 0))
+        if status == "Downloading" and "total" in row:
+            current, total = int(row.get("current", 0)), int(row["total"])
+        elif status in ("Download complete", "Pull complete", "Already exists", "Verifying Checksum"):
+            current = total
+        else:
+            return
+        self._layers[layer] = (min(current, total), total)
+
+    @property
+    def current(self) -> int:
+        return sum(c for c, _t in self._layers.values())
+
+    @property
+    def total(self) -> int:
+        return sum(t for _c, t in self._layers.values())

@@ -32,18 +32,19 @@ async def list_volumes(docker: aiodocker.Docker) -> list[dict[str, Any]]:
 
 
 async def create_volume(
-    docker: aiodocker.Docker, name: str, labels: dict[str, str] | None = None
+    docker: aiodocker.Docker, name: str, labels: dict[str, str] | None = None, *, driver: str = "local"
 ) -> dict[str, Any]:
-    """Create local volume ``name`` (idempotent in the engine); returns its row."""
+    """Create volume ``name`` (idempotent in the engine); returns its row."""
     object_ref(name, "volume")
-    config = {"Name": name, "Driver": "local", "Labels": dict(labels or {})}
+    object_ref(driver, "volume driver")
+    config = {"Name": name, "Driver": driver, "Labels": dict(labels or {})}
     with docker_errors():
         raw = await docker._query_json("volumes/create", method="POST", data=config)
     return volume_row(raw)
 
 
-async def remove_volume(docker: aiodocker.Docker, name: str) -> None:
-    """Remove volume ``name``; a volume in use is a 409 conflict."""
+async def remove_volume(docker: aiodocker.Docker, name: str, *, force: bool = False) -> None:
+    """Remove volume ``name``; a volume in use is a 409 conflict (``force`` does not change that)."""
     object_ref(name, "volume")
     with docker_errors():
-        await delete(docker, f"volumes/{name}")
+        await delete(docker, f"volumes/{name}", {"force": "1"} if force else None)

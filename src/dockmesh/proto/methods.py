@@ -1,18 +1,34 @@
 """Names of the link's requests and streams, written once for both ends (the server calls, the host serves).
 
-Only the stacks names live here so far; the older methods still use bare strings on both ends.
+Stacks and the volumes/networks/images lifecycle live here; the older methods still use bare strings on
+both ends.
 """
 
 from __future__ import annotations
 
-__all__ = ["Stacks"]
+from typing import Final
+
+__all__ = ["Objects", "Stacks"]
 
 
 class Stacks:
-    DEPLOY = "stacks.deploy"  # stream: progress packets, then one result packet
-    DEPLOY_STATUS = "stacks.deploy_status"
-    CANCEL = "stacks.cancel"
-    DOWN = "stacks.down"
-    STOP = "stacks.stop"
-    START = "stacks.start"
-    SERVICES = "stacks.services"
+    DEPLOY: Final = "stacks.deploy"  # stream: progress packets, then one result packet
+    DEPLOY_STATUS: Final = "stacks.deploy_status"
+    CANCEL: Final = "stacks.cancel"
+    DOWN: Final = "stacks.down"
+    STOP: Final = "stacks.stop"
+    START: Final = "stacks.start"
+    SERVICES: Final = "stacks.services"
+
+
+class Objects:
+    """Volumes, networks and images on one host (issue 10, item 5): requests unless marked stream."""
+
+    VOLUMES_CREATE: Final = "volumes.create"
+    VOLUMES_REMOVE: Final = "volumes.remove"
+    VOLUMES_PRUNE: Final = "volumes.prune"
+    NETWORKS_CREATE: Final = "networks.create"
+    NETWORKS_REMOVE: Final = "networks.remove"
+    IMAGES_PULL: Final = "images.pull"  # stream of JSON packets
+    IMAGES_REMOVE: Final = "images.remove"
+    IMAGES_PRUNE: Final = "images.prune"

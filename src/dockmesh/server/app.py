@@ -28,6 +28,7 @@ from dockmesh.server.api import (
     install,
     meta,
     metrics,
+    objects,
     stacks,
 )
 from dockmesh.server.artifact import Artifacts
@@ -64,6 +65,7 @@ HTTP_TABLES: tuple[RouteTable, ...] = (
     fleet.routes,
     containers.routes,
     stacks.routes,
+    objects.routes,
     dashboard.routes,
     install.routes,
     metrics.routes,

@@ -125,6 +125,7 @@ def field_str(body: dict[str, Any], name: str, *, max_len: int = 200, required: 
 _REMOTE_STATUS = {
     "not_found": 404,
     "conflict": 409,
+    "in_use": 409,
     "bad_request": 400,
     "engine_unavailable": 503,
     "deadline": 504,

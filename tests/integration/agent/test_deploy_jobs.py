@@ -12,8 +12,6 @@ from typing import Any
 
 import aiodocker
 import pytest
-from tests.fleet import Engine, Fleet, spawn
-from tests.integration.compose_stack import NEVER_HEALTHY, STACK, ps
 
 from dockmesh.agent.handlers import Handlers
 from dockmesh.docker.engine import connect
@@ -22,6 +20,8 @@ from dockmesh.link.memory import socket_pair
 from dockmesh.link.packets import PacketStream, decode_json
 from dockmesh.proto import Role
 from dockmesh.proto.methods import Stacks
+from tests.fleet import Engine, Fleet, spawn
+from tests.integration.compose_stack import NEVER_HEALTHY, STACK, ps
 
 pytestmark = pytest.mark.docker
 

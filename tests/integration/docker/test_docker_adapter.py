@@ -301,7 +301,7 @@ async def test_pull_needs_registry_credentials(
         p async for p in pull_image(docker, ref, auth={"username": reg.username, "password": reg.password})
     ]
     assert progress
-    assert all(set(p) <= {"status", "id", "progress"} for p in progress)
+    assert all(set(p) <= {"status", "id", "progress", "current", "total"} for p in progress)
     assert any("Digest" in p.get("status", "") or "Status" in p.get("status", "") for p in progress)
     assert any(ref in r["tags"] for r in await list_images(docker))
     await remove_image(docker, ref)
