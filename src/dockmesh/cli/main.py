@@ -17,10 +17,28 @@ from dockmesh.cli.client import CliError, api, call, checked_pin, save_login
 from dockmesh.cli.table import table
 from dockmesh.server.config import ConfigError, ServerConfig
 
+# Installed by the `server` extra, not with the package itself (the agent's pex leaves them out).
+SERVER_EXTRA = ("sqlalchemy", "alembic", "aiosqlite", "asyncpg")
+
+
+def server_extra_missing(exc: ModuleNotFoundError) -> int:
+    """A server command on an install without the `server` extra: say what to install, not a traceback."""
+    if (exc.name or "").split(".")[0] not in SERVER_EXTRA:
+        raise exc
+    print(
+        f"dockmesh: the server needs the 'server' extra ({exc.name} is not installed): "
+        "pip install 'dockmesh[server]'",
+        file=sys.stderr,
+    )
+    return 2
+
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from dockmesh.server.app import Server
-    from dockmesh.store import StoreError
+    try:
+        from dockmesh.server.app import Server
+        from dockmesh.store import StoreError
+    except ModuleNotFoundError as exc:
+        return server_extra_missing(exc)
 
     try:
         config = ServerConfig.from_env(
@@ -52,8 +70,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_db(args: argparse.Namespace) -> int:
     """`db upgrade` (what `serve` does at start) and `db current`, for an operator's maintenance window."""
-    from dockmesh.store import Database, StoreError, migrate
-    from dockmesh.store.url import redact
+    try:
+        from dockmesh.store import Database, StoreError, migrate
+        from dockmesh.store.url import redact
+    except ModuleNotFoundError as exc:
+        return server_extra_missing(exc)
 
     try:
         config = ServerConfig.from_env(data_dir=args.data_dir, database_url=args.database_url)

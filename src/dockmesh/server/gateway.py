@@ -254,7 +254,9 @@ class Gateway:
             )
             raise RemoteError("upgrade_required", f"server speaks protocol {PROTOCOL_VERSION}")
         facts = clean_facts(params)
-        record = await self._agents.get(conn.agent_id)
+        # Checked again (the handshake's lookup may predate a revocation whose disconnect missed this
+        # connection), from the agent-list cache: one shared version read, not a query per agent.
+        record = await self._agents.current(conn.agent_id)
         if record is None or record.state is not AgentState.ENROLLED:
             raise RemoteError("revoked", "this agent is no longer enrolled")
         conn.facts = facts

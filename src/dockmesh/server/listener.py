@@ -17,6 +17,7 @@ from dockmesh.server.gateway import FACT_KEYS, cert_record
 from dockmesh.server.routes import RouteTable
 from dockmesh.server.tokens import token_hash, well_formed
 from dockmesh.store.agents import AgentRecord
+from dockmesh.store.audit import AuditEvent
 
 log = logging.getLogger(__name__)
 routes = RouteTable("agent-listener")
@@ -31,8 +32,8 @@ def clean_facts(value: Any) -> dict[str, Any]:
     }
 
 
-async def _redeem(c: ServerContext, key: str, body: dict[str, Any]) -> tuple[AgentRecord, Any, float]:
-    """Check the token, issue the certificate, consume the token: the record and certificate, or an error."""
+async def _redeem(c: ServerContext, key: str, body: dict[str, Any], client: str) -> tuple[AgentRecord, Any]:
+    """Check the token, issue the certificate, consume the token (and audit it): record and certificate."""
     token, csr = body.get("token"), body.get("csr")
     now = c.clock()
     record = None
@@ -48,12 +49,13 @@ async def _redeem(c: ServerContext, key: str, body: dict[str, Any]) -> tuple[Age
     except CsrError as exc:
         raise ApiError(400, "bad_csr", str(exc)) from None
     # The UPDATE only matches while the token is still pending: of concurrent redeemers exactly one wins.
+    audit = AuditEvent(now, "agent", "agent.enroll", record.id, {"name": record.name, "from": client})
     if not await c.agents.redeem(
-        record.id, token_hash(token), cert_record(cert), clean_facts(body.get("host")), now
+        record.id, token_hash(token), cert_record(cert), clean_facts(body.get("host")), now, audit
     ):
         c.limiter.fail(key)
         raise ApiError(401, "invalid_token", "the enrolment token is invalid, used or expired; rotate it")
-    return record, cert, now
+    return record, cert
 
 
 @routes.route(
@@ -89,10 +91,9 @@ async def enroll(request: web.Request) -> web.Response:
             headers={"Retry-After": "1"},
         )
     try:
-        record, cert, now = await _redeem(c, key, body)
+        record, cert = await _redeem(c, key, body, client)
     finally:
         c.limiter.leave(key)
-    await c.audit.add(now, "agent", "agent.enroll", record.id, {"name": record.name, "from": client})
     log.info("agent %s (%s) enrolled from %s", record.id, record.name, client)
     return web.json_response(
         {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import json
 import uuid
@@ -14,7 +15,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from dockmesh.store.audit import AuditEvent
 from dockmesh.store.db import Database
+from dockmesh.store.probe import SharedRead
 from dockmesh.store.schema import agents, versions
 
 
@@ -73,6 +76,30 @@ def _record(row: Sequence[Any]) -> AgentRecord:
     )
 
 
+@dataclass(frozen=True)
+class _Snapshot:
+    """Every agent as of one value of the `agents` version counter, indexed for the handshake."""
+
+    version: int
+    records: list[AgentRecord]
+    by_id: dict[str, AgentRecord]
+    by_cert: dict[str, AgentRecord]  # the current certificate's fingerprint
+    by_prev_cert: dict[str, tuple[AgentRecord, float]]  # the renewed-away one, with its grace's end
+
+    @classmethod
+    def of(cls, version: int, rows: Sequence[Sequence[Any]]) -> _Snapshot:
+        records, by_cert, by_prev = [], {}, {}
+        for row in rows:
+            record = _record(row)
+            records.append(record)
+            if record.cert is not None:
+                by_cert[record.cert.fingerprint] = record
+            prev_fingerprint, prev_until = row[9], row[10]
+            if prev_fingerprint and prev_until is not None:
+                by_prev[prev_fingerprint] = (record, prev_until)
+        return cls(version, records, {r.id: r for r in records}, by_cert, by_prev)
+
+
 def _later(seen: sa.ColumnElement[float]) -> sa.ColumnElement[float]:
     """The later of the stored and the batched time: a `touch` at link close may land mid-flush."""
     return sa.case((agents.c.last_seen > seen, agents.c.last_seen), else_=seen)
@@ -102,12 +129,15 @@ class AgentStore:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        # The full list is read on every fan-out and dashboard request: rebuilding it for 1,000 agents takes
-        # ~30 ms (either engine), checking the cache ~1 ms. So it is cached here, keyed by the `agents`
-        # version counter that every write below bumps in its own transaction: a write by another server
-        # replica on the same database invalidates it too. Nothing here is known to this process alone
-        # except heartbeat times not yet flushed (see flush_seen).
-        self._all: tuple[int, list[AgentRecord]] | None = None
+        # The full list is read on every fan-out and dashboard request, and the certificate lookup on every
+        # agent handshake: rebuilding it for 1,000 agents takes ~30 ms (either engine), checking it one
+        # small SELECT. So it is cached here, keyed by the `agents` version counter that every write below
+        # bumps in its own transaction: a write by another server replica on the same database invalidates
+        # it too. Nothing here is known to this process alone except heartbeat times not yet flushed (see
+        # flush_seen).
+        self._cache: _Snapshot | None = None
+        self._version = SharedRead(lambda: self._db.peek(_VERSION))
+        self._rebuild = asyncio.Lock()  # one rebuild at a time: a storm of lookups would each start one
         # Heartbeat times and hello facts waiting for the next flush (see note_seen, note_facts).
         self._seen: dict[str, float] = {}
         self._facts: dict[str, dict[str, Any]] = {}
@@ -145,23 +175,35 @@ class AgentStore:
         return record
 
     async def _one(self, *where: sa.ColumnElement[bool]) -> AgentRecord | None:
-        async with self._db.read() as conn:
-            row = (await conn.execute(sa.select(agents).where(*where))).first()
+        row = await self._db.first(sa.select(agents).where(*where))
         return _record(row) if row else None
 
     async def get(self, agent_id: str) -> AgentRecord | None:
         return await self._one(agents.c.id == agent_id)
 
+    async def _snapshot(self) -> _Snapshot:
+        """The agents as of a version read after this call began: every earlier commit is in it."""
+        version = int(await self._version.get())
+        cached = self._cache
+        if cached is not None and cached.version >= version:
+            return cached
+        async with self._rebuild:
+            cached = self._cache
+            if cached is not None and cached.version >= version:
+                return cached  # rebuilt by another caller while this one waited
+            async with self._db.read() as conn:
+                # Version first: the list read after it is at least as new, never older than its label.
+                version = int((await conn.execute(_VERSION)).scalar_one())
+                rows = (await conn.execute(sa.select(agents).order_by(agents.c.name, agents.c.id))).all()
+            self._cache = _Snapshot.of(version, rows)
+            return self._cache
+
     async def all(self) -> list[AgentRecord]:
-        cached = self._all
-        if cached is not None and cached[0] == int(await self._db.peek(_VERSION)):
-            return list(cached[1])
-        async with self._db.read() as conn:
-            # Version first: the list read after it is at least as new, so a cache is never newer-labelled.
-            version = int((await conn.execute(_VERSION)).scalar_one())
-            rows = (await conn.execute(sa.select(agents).order_by(agents.c.name, agents.c.id))).all()
-        self._all = (version, [_record(r) for r in rows])
-        return list(self._all[1])
+        return list((await self._snapshot()).records)
+
+    async def current(self, agent_id: str) -> AgentRecord | None:
+        """The agent as of now, from the cached list (checked against the version row, as `all` is)."""
+        return (await self._snapshot()).by_id.get(agent_id)
 
     async def pending_for_token(self, token_hash: str, now: float) -> AgentRecord | None:
         """The pending agent this unexpired token belongs to, if any."""
@@ -172,42 +214,63 @@ class AgentStore:
         )
 
     async def redeem(
-        self, agent_id: str, token_hash: str, cert: CertRecord, facts: dict[str, Any], now: float
+        self,
+        agent_id: str,
+        token_hash: str,
+        cert: CertRecord,
+        facts: dict[str, Any],
+        now: float,
+        audit: AuditEvent | None = None,
     ) -> bool:
         """Consume the token and bind the certificate; False when another request won the race.
 
         One conditional UPDATE: on SQLite the write lock serialises it, on PostgreSQL a concurrent
         UPDATE of the row waits and then re-checks the WHERE against the winner's row, so exactly one
-        redemption sees rowcount 1.
+        redemption sees rowcount 1. The winner's audit entry goes in the same transaction: one write
+        per enrolment instead of two, and no enrolment without its entry (nor an entry for a loser).
         """
-        return await self._update(
-            agent_id,
-            agents.c.token_hash == token_hash,
-            agents.c.state == AgentState.PENDING.value,
-            agents.c.token_expires_at > now,
-            state=AgentState.ENROLLED.value,
-            token_hash=None,
-            token_expires_at=None,
-            cert_fingerprint=cert.fingerprint,
-            cert_serial=cert.serial,
-            cert_not_before=cert.not_before,
-            cert_not_after=cert.not_after,
-            prev_cert_fingerprint=None,
-            prev_cert_until=None,
-            facts=json.dumps(facts),
-            enrolled_at=now,
-            last_error=None,
+        statement = (
+            agents.update()
+            .where(
+                agents.c.id == agent_id,
+                agents.c.token_hash == token_hash,
+                agents.c.state == AgentState.PENDING.value,
+                agents.c.token_expires_at > now,
+            )
+            .values(
+                state=AgentState.ENROLLED.value,
+                token_hash=None,
+                token_expires_at=None,
+                cert_fingerprint=cert.fingerprint,
+                cert_serial=cert.serial,
+                cert_not_before=cert.not_before,
+                cert_not_after=cert.not_after,
+                prev_cert_fingerprint=None,
+                prev_cert_until=None,
+                facts=json.dumps(facts),
+                enrolled_at=now,
+                last_error=None,
+            )
         )
+        async with self._db.write() as conn:
+            won = await self._write(conn, statement)
+            if won and audit is not None:
+                await conn.execute(audit.insert())
+        return won
 
     async def by_fingerprint(self, fingerprint: str, now: float) -> AgentRecord | None:
-        """The enrolled agent holding this certificate (or its predecessor within the renewal grace)."""
-        return await self._one(
-            agents.c.state == AgentState.ENROLLED.value,
-            sa.or_(
-                agents.c.cert_fingerprint == fingerprint,
-                sa.and_(agents.c.prev_cert_fingerprint == fingerprint, agents.c.prev_cert_until > now),
-            ),
-        )
+        """The enrolled agent holding this certificate (or its predecessor within the renewal grace).
+
+        From the cached list: every agent handshake asks, and a revocation (which bumps the version) is
+        seen by the next one, on this server replica or another.
+        """
+        snapshot = await self._snapshot()
+        record = snapshot.by_cert.get(fingerprint)
+        if record is None:
+            record, until = snapshot.by_prev_cert.get(fingerprint, (None, 0.0))
+            if until <= now:
+                return None
+        return record if record is not None and record.state is AgentState.ENROLLED else None
 
     async def renew(self, agent_id: str, cert: CertRecord, grace_until: float) -> bool:
         return await self._update(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,6 +22,23 @@ class AuditEntry:
     detail: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class AuditEvent:
+    """An entry to be written, by `AuditStore.add` or inside another store's transaction."""
+
+    at: float
+    actor: str
+    action: str
+    target: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def insert(self) -> sa.Insert:
+        detail = json.dumps(self.detail)
+        return audit.insert().values(
+            at=self.at, actor=self.actor, action=self.action, target=self.target, detail=detail
+        )
+
+
 class AuditStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -30,11 +47,7 @@ class AuditStore:
         self, at: float, actor: str, action: str, target: str, detail: dict[str, Any] | None = None
     ) -> None:
         async with self._db.write() as conn:
-            await conn.execute(
-                audit.insert().values(
-                    at=at, actor=actor, action=action, target=target, detail=json.dumps(detail or {})
-                )
-            )
+            await conn.execute(AuditEvent(at, actor, action, target, detail or {}).insert())
 
     async def recent(self, limit: int = 200) -> list[AuditEntry]:
         async with self._db.read() as conn:

@@ -113,5 +113,11 @@ class Database:
         async with self._peeker.connect() as conn:
             return (await conn.execute(statement)).scalar_one()
 
+    async def first(self, statement: sa.Select[Any]) -> sa.Row[Any] | None:
+        """The first row of one SELECT, outside any transaction (a single statement is atomic)."""
+        async with self._peeker.connect() as conn:
+            row: sa.Row[Any] | None = (await conn.execute(statement)).first()
+            return row
+
     async def close(self) -> None:
         await self.engine.dispose()

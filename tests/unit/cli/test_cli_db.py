@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from tests.unit.store.legacy import legacy_database
 
+import dockmesh
 from dockmesh.cli.main import main
 from dockmesh.store import migrate
 
@@ -32,3 +36,25 @@ def test_current_leaves_an_old_data_dir_alone_and_upgrade_adopts_it(
 def test_a_bad_url_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["db", "current", "--database-url", "mysql://u@h/db"]) == 2
     assert "sqlite:/// or postgresql://" in capsys.readouterr().err
+
+
+def test_without_the_server_extra_server_commands_say_what_to_install(tmp_path: Path) -> None:
+    # A fresh interpreter in which SQLAlchemy cannot be imported, as on an install without `[server]`.
+    probe = (
+        "import sys; sys.modules['sqlalchemy'] = None\n"
+        "from dockmesh.cli.main import main\n"
+        f"sys.exit(main(['db', 'current', '--data-dir', {str(tmp_path)!r}]))\n"
+    )
+    src = str(Path(dockmesh.__file__).resolve().parents[1])
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": src},
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "dockmesh: the server needs the 'server' extra (sqlalchemy is not installed): "
+        "pip install 'dockmesh[server]'"
+    ]

@@ -13,6 +13,7 @@ import pytest
 from dockmesh.server.tokens import token_hash
 from dockmesh.store import Database, migrate
 from dockmesh.store.agents import AgentStore, CertRecord
+from dockmesh.store.audit import AuditEvent, AuditStore
 
 NOW = 1_700_000_000.0
 TTL = 3600.0
@@ -46,19 +47,27 @@ async def replica(database_url: str, db: Database) -> AsyncIterator[AgentStore]:
 
 
 async def test_a_token_is_redeemed_once_under_50_concurrent_attempts(
-    agents: AgentStore, replica: AgentStore
+    agents: AgentStore, replica: AgentStore, db: Database
 ) -> None:
     record = await agents.create("web-1", token_hash("tok"), NOW + TTL, NOW)
     # Half the attempts through each replica: two pools, so the race is between connections too.
     attempts = [
         (agents if i % 2 else replica).redeem(
-            record.id, token_hash("tok"), CertRecord(f"{i:064x}", str(i), NOW, NOW + TTL), {}, NOW + 1
+            record.id,
+            token_hash("tok"),
+            CertRecord(f"{i:064x}", str(i), NOW, NOW + TTL),
+            {},
+            NOW + 1,
+            AuditEvent(NOW + 1, "agent", "agent.enroll", record.id, {"attempt": i}),
         )
         for i in range(50)
     ]
     results = await asyncio.gather(*attempts)
     assert sum(results) == 1
     winner = results.index(True)
+    # The audit entry is written in the redeeming transaction: the winner's alone.
+    entries = await AuditStore(db).recent()
+    assert [(e.action, e.detail) for e in entries] == [("agent.enroll", {"attempt": winner})]
     enrolled = await agents.get(record.id)
     assert enrolled is not None
     assert enrolled.cert is not None
