@@ -70,6 +70,17 @@ BUILTIN: dict[str, frozenset[str]] = {
 }
 
 
+_ADMIN_ROLE = RoleRecord(0, ADMIN, (), "", True)
+
+
+def _held(caller: Caller) -> tuple[RoleRecord, ...]:
+    """The caller's roles. `is_admin` is derived from the roles by the store (a script token without
+    `admin` is not an administrator); a record built with it alone (tests, tools) counts as holding it."""
+    if caller.is_admin and not any(r.builtin and r.name == ADMIN for r in caller.roles):
+        return (*caller.roles, _ADMIN_ROLE)
+    return caller.roles
+
+
 def permissions_of(role: RoleRecord) -> frozenset[str]:
     if role.builtin:
         return BUILTIN.get(role.name, frozenset())
@@ -94,7 +105,7 @@ def rights(caller: Caller, host_id: str, name: str, tags: Iterable[str]) -> froz
     """The union of the permissions of the caller's roles whose scope matches this host."""
     tag_set = frozenset(tags)
     out: set[str] = set()
-    for role in caller.roles:
+    for role in _held(caller):
         if scope_of(role).matches(host_id, name, tag_set):
             out |= permissions_of(role)
     return frozenset(out)
@@ -106,7 +117,7 @@ def rights_on(caller: Caller, host: HostRef) -> frozenset[str]:
 
 def has_global(caller: Caller, permission: str) -> bool:
     """A permission not tied to one host: granted only by a role that reaches every host."""
-    return any(permission in permissions_of(r) and scope_of(r).op == "all" for r in caller.roles)
+    return any(permission in permissions_of(r) and scope_of(r).op == "all" for r in _held(caller))
 
 
 def require_global(caller: Caller, permission: str) -> None:
@@ -114,8 +125,18 @@ def require_global(caller: Caller, permission: str) -> None:
         raise Forbidden("forbidden", f"this needs the {permission!r} permission on every host")
 
 
+def has_any(caller: Caller, permission: str) -> bool:
+    """The caller holds `permission` on some hosts (for records not bound to a host, e.g. a stack's)."""
+    return any(permission in permissions_of(r) for r in _held(caller))
+
+
+def require_any(caller: Caller, permission: str) -> None:
+    if not has_any(caller, permission):
+        raise Forbidden("forbidden", f"this needs the {permission!r} permission")
+
+
 def is_admin(caller: Caller) -> bool:
-    return any(r.builtin and r.name == ADMIN for r in caller.roles)
+    return any(r.builtin and r.name == ADMIN for r in _held(caller))
 
 
 def can_allow_privileged(caller: Caller) -> bool:

@@ -21,6 +21,7 @@ from aiohttp import web
 from dockmesh import __version__
 from dockmesh.server.context import ctx
 from dockmesh.server.routes import Handler
+from dockmesh.server.services import access
 from dockmesh.server.web.session import CSRF_FIELD, WEB_SECRET, csrf_for, csrf_ok, session_token
 from dockmesh.store.users import UserRecord
 
@@ -215,7 +216,7 @@ def see_other(location: str) -> web.Response:
     return web.Response(status=303, headers={"Location": location, "Cache-Control": "no-store"})
 
 
-async def session_form(request: web.Request, *, admin: bool = False) -> tuple[Session, Mapping[str, Any]]:
+async def session_form(request: web.Request) -> tuple[Session, Mapping[str, Any]]:
     """The signed-in user and the posted form, whose CSRF field must match the session."""
     session = await require_session(request)
     form = await request.post()
@@ -223,14 +224,13 @@ async def session_form(request: web.Request, *, admin: bool = False) -> tuple[Se
         raise PageError(
             403, "Form expired", "The form's security token did not match; reload the page and retry."
         )
-    if admin:
-        require_admin(session)
     return session, form
 
 
-def require_admin(session: Session) -> None:
-    if not session.user.is_admin:
-        raise PageError(403, "Not allowed", "This needs an administrator.")
+def require_global(session: Session, permission: str) -> None:
+    """The permission on every host (e.g. enrolling agents), else the page's 403."""
+    if not access.has_global(session.user, permission):
+        raise PageError(403, "Not allowed", f"This needs the {permission!r} permission on every host.")
 
 
 class PageError(Exception):

@@ -87,7 +87,7 @@ async def stacks_page(request: web.Request) -> web.StreamResponse:
             "filter_error": error,
             "empty_hint": EMPTY_HINT,
             "has_agents": bool(await c.agents.all()),
-            **await host_choices(c),
+            **await host_choices(c, session.user),
         },
         session=session,
         active="stacks",
