@@ -78,6 +78,8 @@ HTTP_TABLES: tuple[RouteTable, ...] = (
     pages.hosts.routes,
     pages.fleet.routes,
     pages.stacks.routes,
+    pages.roles.routes,
+    pages.users.routes,
     pages.static.routes,
 )
 

@@ -51,6 +51,11 @@ NAV = (
     ("images", "/images", "Images"),
     ("networks", "/networks", "Networks"),
 )
+# Shown only to callers who may manage users (the pages themselves refuse everyone else).
+ADMIN_NAV = (
+    ("users", "/users", "Users"),
+    ("roles", "/roles", "Roles"),
+)
 
 
 def _parse_time(value: Any) -> float | None:
@@ -196,6 +201,7 @@ def render(
         "user": session.user if session else None,
         "csrf": session.csrf if session else "",
         "active": active,
+        "admin_nav": ADMIN_NAV if session and access.has_global(session.user, access.USERS_MANAGE) else (),
         "now": ctx(request).clock(),
         "plain_http_exposed": ctx(request).config.plain_http_exposed,
         **context,
