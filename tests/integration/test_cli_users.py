@@ -20,7 +20,7 @@ def run(
     home: Path, *args: str, stdin: str | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     full = {k: v for k, v in os.environ.items() if not k.startswith("DOCKMESH_")}
-    full.update(XDG_CONFIG_HOME=str(home), DOCKMESH_PASSWORD=ADMIN_PASSWORD, **(env or {}))
+    full.update({"XDG_CONFIG_HOME": str(home), "DOCKMESH_PASSWORD": ADMIN_PASSWORD, **(env or {})})
     return subprocess.run(
         [sys.executable, "-m", "dockmesh.cli.main", *args],
         env=full,
@@ -103,7 +103,7 @@ def test_cli_manages_roles_users_tokens_and_shows_effective_access(
     ok(admin, "users", "passwd", "dave", "--password-stdin", stdin="dave-password-2\n")
     dave = tmp_path / "dave"
     old = {"DOCKMESH_PASSWORD": "dave-password-1"}
-    assert refused(dave, "login", "--url", server.url, "--username", "dave", env=old)
+    assert "password" in refused(dave, "login", "--url", server.url, "--username", "dave", env=old)
     new = {"DOCKMESH_PASSWORD": "dave-password-2"}
     ok(dave, "login", "--url", server.url, "--username", "dave", env=new)
     assert "local" in ok(dave, "hosts")
