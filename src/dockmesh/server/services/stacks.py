@@ -186,8 +186,16 @@ class StackService:
         access.require_any(caller, access.STACKS_DEPLOY)
         try:
             deleted = await self._store.delete(check_name(name))
-        except StackConflict as exc:
-            raise Conflict("stack_deployed", str(exc)) from None
+        except StackConflict:
+            # Named only where the caller may look: a host out of reach is counted, never named.
+            sees = await self._sees(caller, access.STACKS_VIEW)
+            hosts = sorted({p.host for p in await self._store.placements(name)})
+            shown = [h for h in hosts if sees(h)]
+            hidden = len(hosts) - len(shown)
+            where = ", ".join(shown + ([f"{hidden} host(s) out of your reach"] if hidden else []))
+            raise Conflict(
+                "stack_deployed", f"stack {name!r} is deployed on {where or 'a host'}: remove it there first"
+            ) from None
         if not deleted:
             raise NotFound("stack_not_found", f"no stack {name!r}")
         await self._audit.add(self._clock(), caller.username, "stack.delete", name)
