@@ -196,7 +196,7 @@ def fill(path: str, s: Scoped) -> str:
         out = out.replace("{id}", s.other)
     elif path.startswith(("/api/v1/deploys/", "/deploys/")):
         out = out.replace("{id}", s.deploy_id)
-    elif path.startswith("/api/v1/users/"):
+    elif path.startswith(("/api/v1/users/", "/users/")):
         out = out.replace("{id}", str(s.user_id))
     elif "/networks/{id}" in path:
         out = out.replace("{id}", "n-other")
@@ -204,7 +204,7 @@ def fill(path: str, s: Scoped) -> str:
         out = out.replace("{name}", "v-other")
     elif path.startswith(("/api/v1/stacks/", "/stacks/")):
         out = out.replace("{name}", "shop")
-    elif path.startswith("/api/v1/roles/"):
+    elif path.startswith(("/api/v1/roles/", "/roles/")):
         out = out.replace("{name}", "prod-operator")
     for key, value in values.items():
         out = out.replace("{" + key + "}", urllib.parse.quote(value, safe=""))
@@ -224,7 +224,7 @@ def expect(spec: RouteSpec, s: Scoped) -> str | None:
         return "skip"
     if key in GLOBAL_READ:
         return "ok"
-    if path.startswith(("/api/v1/users", "/api/v1/roles")):
+    if path.startswith(("/api/v1/users", "/api/v1/roles", "/users", "/roles")):
         return "403"  # administration: the user holds no users.manage
     if key in {("POST", "/api/v1/agents"), ("GET", "/agents/new"), ("POST", "/agents/new")}:
         return "403"  # enrolling needs agents.manage on every host

@@ -188,7 +188,7 @@ async def password_submit(request: web.Request) -> web.StreamResponse:
 @routes.route(
     "POST", "/users/{id}/delete", summary="Delete the user", auth=False, responses={303: "to the list"}
 )
-async def delete_submit(request: web.Request) -> web.StreamResponse:
+async def user_delete_submit(request: web.Request) -> web.StreamResponse:
     session, _form = await session_form(request)
     user = await _user(request, session)
     try:
