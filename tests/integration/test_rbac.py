@@ -65,7 +65,7 @@ PUBLIC = {
 }
 # Ending the walker's own session would log it out half-way; logging out touches no host.
 SESSION_END = {("POST", "/api/v1/auth/logout"), ("POST", "/logout")}
-# Not about any host: fleet-wide counters for Prometheus.
+# Not about one host: fleet-wide counters for Prometheus, only for a caller who sees every host.
 GLOBAL_READ = {("GET", "/metrics")}
 
 
@@ -223,7 +223,7 @@ def expect(spec: RouteSpec, s: Scoped) -> str | None:
     if key in PUBLIC or key in SESSION_END:
         return "skip"
     if key in GLOBAL_READ:
-        return "ok"
+        return "403"
     if path.startswith(("/api/v1/users", "/api/v1/roles", "/users", "/roles")):
         return "403"  # administration: the user holds no users.manage
     if key in {("POST", "/api/v1/agents"), ("GET", "/agents/new"), ("POST", "/agents/new")}:
