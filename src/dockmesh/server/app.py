@@ -31,6 +31,7 @@ from dockmesh.server.api import (
     objects,
     stacks,
 )
+from dockmesh.server.api import users as users_api
 from dockmesh.server.artifact import Artifacts
 from dockmesh.server.config import ServerConfig
 from dockmesh.server.context import CONTEXT, ServerContext
@@ -44,6 +45,7 @@ from dockmesh.server.looplag import LoopLag
 from dockmesh.server.routes import RouteSpec, RouteTable
 from dockmesh.server.services.deploys import Deployer
 from dockmesh.server.services.stacks import StackService
+from dockmesh.server.services.users import UserService
 from dockmesh.server.tokens import FailureLimiter
 from dockmesh.server.tuning import share_tls_read_buffer, tune_gc
 from dockmesh.server.web import pages
@@ -68,6 +70,7 @@ HTTP_TABLES: tuple[RouteTable, ...] = (
     objects.routes,
     dashboard.routes,
     install.routes,
+    users_api.routes,
     metrics.routes,
     pages.auth.routes,
     pages.dashboard.routes,
@@ -75,6 +78,8 @@ HTTP_TABLES: tuple[RouteTable, ...] = (
     pages.hosts.routes,
     pages.fleet.routes,
     pages.stacks.routes,
+    pages.roles.routes,
+    pages.users.routes,
     pages.static.routes,
 )
 
@@ -113,6 +118,7 @@ async def build_context(config: ServerConfig, clock: Callable[[], float] = time.
     deployer = Deployer(stack_store, directory, clock, sweep_interval=config.heartbeat_interval * 2)
     # A host that says hello may have finished deploys while it was away: settle them now.
     gateway.on_online.append(deployer.host_online)
+    accounts = Accounts(users, clock)
     return ServerContext(
         config=config,
         clock=clock,
@@ -120,7 +126,7 @@ async def build_context(config: ServerConfig, clock: Callable[[], float] = time.
         agents=agent_store,
         users=users,
         audit=audit,
-        accounts=Accounts(users, clock),
+        accounts=accounts,
         ca=ca,
         gateway=gateway,
         artifacts=Artifacts(config.artifact_dir or config.data_dir / "artifacts"),
@@ -129,6 +135,7 @@ async def build_context(config: ServerConfig, clock: Callable[[], float] = time.
         directory=directory,
         loop_lag=LoopLag(),
         stacks=StackService(stack_store, agent_store, directory, deployer, audit, clock),
+        users_service=UserService(users, accounts, audit, directory, clock),
         web_tls=web_tls(config, ca),
     )
 

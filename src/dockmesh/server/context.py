@@ -17,6 +17,7 @@ from dockmesh.server.https import WebTls
 from dockmesh.server.localhost import LocalHost
 from dockmesh.server.looplag import LoopLag
 from dockmesh.server.services.stacks import StackService
+from dockmesh.server.services.users import UserService
 from dockmesh.server.tokens import FailureLimiter
 from dockmesh.store.agents import AgentStore
 from dockmesh.store.audit import AuditStore
@@ -41,6 +42,7 @@ class ServerContext:
     directory: HostDirectory
     loop_lag: LoopLag
     stacks: StackService
+    users_service: UserService
     web_tls: WebTls | None = None  # None: the UI listener serves plain HTTP
 
 

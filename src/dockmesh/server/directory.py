@@ -10,6 +10,9 @@ from dockmesh.link import Link
 from dockmesh.server.errors import ApiError
 from dockmesh.server.gateway import Gateway
 from dockmesh.server.localhost import LOCAL_ID, LocalHost
+from dockmesh.server.selector import SelectorError, parse
+from dockmesh.server.services import access
+from dockmesh.server.services.access import Caller
 from dockmesh.store.agents import AgentState, AgentStore
 
 _TAG = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
@@ -61,27 +64,57 @@ class HostDirectory:
             )
         return sorted(hosts, key=lambda h: (h.name, h.id))
 
-    async def select(self, selector: str) -> list[HostRef]:
-        """`all`, a host id, or `tag:<t>`; an unknown host id is a 404."""
+    async def visible(self, caller: Caller, permission: str) -> list[HostRef]:
+        """Every host on which the caller holds `permission` (the others are invisible), by name."""
+        return access.allowed(caller, await self.all(), permission)
+
+    async def select(self, selector: str, caller: Caller, permission: str) -> list[HostRef]:
+        """The hosts a `?host=` names that the caller may use with `permission`.
+
+        `all` (default), a host id, `tag:<t>`, or any host selector (`prod and not staging`). A host id
+        out of the caller's scope is a 404 like an unknown one; in scope without `permission` a 403. A
+        selection leaves out the hosts without `permission`: they are not errors, they are not there.
+        """
         selector = (selector or "all").strip()
         hosts = await self.all()
         if selector == "all":
-            return hosts
+            return access.allowed(caller, hosts, permission)
+        for host in hosts:
+            if host.id == selector:
+                access.check_host(caller, host, permission)
+                return [host]
         if selector.startswith("tag:"):
             tag = selector[4:]
             if not _TAG.fullmatch(tag):
                 raise ApiError(400, "invalid_tag", f"tag {tag!r} must match [a-z0-9][a-z0-9-]{{0,31}}")
-            return [h for h in hosts if tag in h.tags]
-        for host in hosts:
-            if host.id == selector:
-                return [host]
-        raise ApiError(404, "host_not_found", f"no host with id {selector!r}")
+            return access.allowed(caller, [h for h in hosts if tag in h.tags], permission)
+        try:
+            parsed = parse(selector)
+        except SelectorError as exc:
+            raise ApiError(
+                400,
+                "invalid_selector",
+                f"host selector: {exc.message} (at {exc.position})",
+                details={"position": exc.position},
+            ) from None
+        if parsed.op == "tag" and not any(
+            parsed.value in h.tags for h in access.allowed(caller, hosts, permission)
+        ):
+            # One bare word is what a host id looks like: an unknown one (or one out of scope) is a 404.
+            raise access.not_found(selector)
+        return access.allowed(caller, [h for h in hosts if parsed.matches(h.id, h.name, h.tags)], permission)
 
-    async def require(self, host_id: str) -> tuple[HostRef, Link]:
-        """The host and its live link, or 400 (not one host) / 404 (unknown) / 503 (offline, named)."""
+    async def require(self, host_id: str, caller: Caller, permission: str) -> tuple[HostRef, Link]:
+        """The host and its live link: 400 (not one host), 404 (unknown or out of the caller's scope),
+        403 (in scope, `permission` missing), 503 (offline, named: checked after the access)."""
         if host_id in ("", "all") or host_id.startswith("tag:"):
             raise ApiError(400, "bad_host", "address one host by its id")
-        host = (await self.select(host_id))[0]
+        for host in await self.all():
+            if host.id == host_id:
+                break
+        else:
+            raise access.not_found(host_id)
+        access.check_host(caller, host, permission)
         if host.link is None or host.link.closed:
             raise ApiError(503, "host_offline", f"host {host.name!r} is offline")
         return host, host.link

@@ -124,3 +124,44 @@ stack_hosts = sa.Table(
     sa.Column("deploy_id", sa.Text, nullable=False),
     sa.Column("updated_at", _TIME, nullable=False),
 )
+
+# RBAC (issue 11). A role is a set of permissions (JSON list) and a host scope: a selector in its canonical
+# spelling, "" = every host. The built-in roles (admin, operator, viewer) are rows too, so users hold them the
+# same way; their permissions come from the code (services/access.py), not from this row.
+roles = sa.Table(
+    "roles",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False, unique=True),
+    sa.Column("permissions", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("scope", sa.Text, nullable=False, server_default=""),
+    sa.Column("builtin", sa.Boolean, nullable=False, server_default=sa.text("false")),
+    sa.Column("created_at", _TIME, nullable=False),
+)
+
+user_roles = sa.Table(
+    "user_roles",
+    metadata,
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("role_id", sa.Integer, sa.ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True),
+)
+
+# A script token: a row of its own (a login's bearer tokens stay in api_tokens), with a public id to list
+# and revoke it by, and its own roles; it reaches only where those roles and its owner's current ones agree.
+script_tokens = sa.Table(
+    "script_tokens",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("token_hash", sa.Text, nullable=False, unique=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("created_at", _TIME, nullable=False),
+    sa.Column("expires_at", _TIME, nullable=False),
+)
+
+token_roles = sa.Table(
+    "token_roles",
+    metadata,
+    sa.Column("token_id", sa.Text, sa.ForeignKey("script_tokens.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("role_id", sa.Integer, sa.ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True),
+)

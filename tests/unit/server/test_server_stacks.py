@@ -20,10 +20,11 @@ from dockmesh.store import Database
 from dockmesh.store.agents import AgentStore
 from dockmesh.store.audit import AuditStore
 from dockmesh.store.stacks import Deployment, StackStore
-from dockmesh.store.users import UserRecord
+from dockmesh.store.users import RoleRecord, UserRecord
 
 ADMIN = UserRecord(1, "admin", "x", True)
-USER = UserRecord(2, "dev", "x", False)
+# Not an administrator: the built-in operator role, on every host.
+USER = UserRecord(2, "dev", "x", False, (RoleRecord(2, "operator", (), "", True),))
 COMPOSE = "services:\n  web:\n    image: local/busybox:1\n    command: sleep 600\n"
 
 

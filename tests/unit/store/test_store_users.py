@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from dockmesh.server.tokens import token_hash
 from dockmesh.store import Database
 from dockmesh.store.audit import AuditStore
+from dockmesh.store.db import StoreError
 from dockmesh.store.schema import api_tokens
 from dockmesh.store.users import UserStore
 
@@ -26,7 +27,7 @@ async def test_users(users: UserStore) -> None:
     again = await users.by_username("admin")
     assert again is not None
     assert again.password_hash == "hash-2"
-    with pytest.raises(sa.exc.IntegrityError):
+    with pytest.raises(StoreError, match="exists"):
         await users.create("admin", "x", False, NOW)
     assert not (await users.create("bob", "h", False, NOW)).is_admin
 

@@ -8,11 +8,13 @@ from typing import Any
 from aiohttp import web
 
 from dockmesh.proto import CloseCode
-from dockmesh.server.api.auth import require_admin
+from dockmesh.server.api.auth import current_user
 from dockmesh.server.context import ServerContext, ctx
 from dockmesh.server.errors import ApiError, field_str, json_body
 from dockmesh.server.installer import install_command
 from dockmesh.server.routes import RouteTable
+from dockmesh.server.services import access
+from dockmesh.server.services.access import Caller
 from dockmesh.server.tokens import make_token, token_hash
 from dockmesh.store.agents import AgentRecord, AgentState
 
@@ -80,10 +82,22 @@ def enrolment(c: ServerContext, token: str, expires_at: float) -> dict[str, Any]
     }
 
 
-async def get_record(c: ServerContext, agent_id: str) -> AgentRecord:
+def visible(caller: Caller, record: AgentRecord) -> bool:
+    """An agent is a host: visible when some role's scope matches it (a pending one has no tags yet)."""
+    return bool(access.rights(caller, record.id, record.name, record.tags))
+
+
+async def get_record(
+    c: ServerContext, caller: Caller, agent_id: str, permission: str = access.HOSTS_VIEW
+) -> AgentRecord:
+    """The agent if visible to the caller (else 404, as unknown) and `permission` held on it (else 403).
+
+    Reading needs only visibility; `permission` is checked when it is not `hosts.view`."""
     record = await c.agents.get(agent_id)
-    if record is None:
+    if record is None or not visible(caller, record):
         raise ApiError(404, "agent_not_found", f"no agent with id {agent_id!r}")
+    if permission != access.HOSTS_VIEW:
+        access.check(caller, record.id, record.name, record.tags, permission)
     return record
 
 
@@ -102,7 +116,8 @@ async def get_record(c: ServerContext, agent_id: str) -> AgentRecord:
     },
 )
 async def create_agent(request: web.Request) -> web.Response:
-    user = require_admin(request)
+    user = current_user(request)
+    access.require_global(user, access.AGENTS_MANAGE)
     c = ctx(request)
     body = await json_body(request)
     name = field_str(body, "name", max_len=64)
@@ -121,23 +136,25 @@ async def create_pending(c: ServerContext, name: str, username: str) -> dict[str
 
 @routes.route("GET", "/api/v1/agents", summary="List agents")
 async def list_agents(request: web.Request) -> web.Response:
-    c = ctx(request)
-    return web.json_response({"items": [agent_view(c, r) for r in await c.agents.all()]})
+    c, user = ctx(request), current_user(request)
+    items = [agent_view(c, r) for r in await c.agents.all() if visible(user, r)]
+    return web.json_response({"items": items})
 
 
 @routes.route("GET", "/api/v1/agents/{id}", summary="One agent", responses={200: "the agent", 404: "unknown"})
 async def get_agent(request: web.Request) -> web.Response:
     c = ctx(request)
-    return web.json_response(agent_view(c, await get_record(c, request.match_info["id"])))
+    record = await get_record(c, current_user(request), request.match_info["id"])
+    return web.json_response(agent_view(c, record))
 
 
 @routes.route("POST", "/api/v1/agents/{id}/revoke", summary="Revoke an agent; its live link is cut at once")
 async def revoke_agent(request: web.Request) -> web.Response:
-    user = require_admin(request)
+    user = current_user(request)
     c = ctx(request)
-    record = await get_record(c, request.match_info["id"])
+    record = await get_record(c, user, request.match_info["id"], access.AGENTS_MANAGE)
     await revoke(c, record, user.username)
-    return web.json_response(agent_view(c, await get_record(c, record.id)))
+    return web.json_response(agent_view(c, await get_record(c, user, record.id)))
 
 
 async def revoke(c: ServerContext, record: AgentRecord, username: str) -> None:
@@ -154,9 +171,9 @@ async def revoke(c: ServerContext, record: AgentRecord, username: str) -> None:
     responses={200: "token, expiry, install_command, install_command_plain, https_pin"},
 )
 async def rotate_token(request: web.Request) -> web.Response:
-    user = require_admin(request)
+    user = current_user(request)
     c = ctx(request)
-    record = await get_record(c, request.match_info["id"])
+    record = await get_record(c, user, request.match_info["id"], access.AGENTS_MANAGE)
     return web.json_response(await rotate(c, record, user.username))
 
 

@@ -11,13 +11,15 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from dockmesh.link import LinkClosed, RemoteError, RequestTimeout, Stream
+from dockmesh.link import Link, LinkClosed, RemoteError, RequestTimeout, Stream
 from dockmesh.link.packets import Kind, PacketStream, decode_json
 from dockmesh.server.api.auth import check_origin, current_user
 from dockmesh.server.context import ctx
+from dockmesh.server.directory import HostRef
 from dockmesh.server.errors import ApiError, from_remote
 from dockmesh.server.query import bounded_int
 from dockmesh.server.routes import RouteTable
+from dockmesh.server.services import access
 
 log = logging.getLogger(__name__)
 routes = RouteTable("containers")
@@ -27,8 +29,15 @@ BASE = "/api/v1/hosts/{host}/containers/{container}"
 MAX_TAIL = 1_000_000  # lines; more is a download, not a view, and the engine would read it all first
 
 
-async def _request(request: web.Request, method: str, params: dict[str, Any], timeout: float) -> Any:
-    host, link = await ctx(request).directory.require(request.match_info["host"])
+async def _reach(request: web.Request, permission: str) -> tuple[HostRef, Link]:
+    """The addressed host if the caller holds `permission` there (404 out of scope, 403 without it)."""
+    return await ctx(request).directory.require(request.match_info["host"], current_user(request), permission)
+
+
+async def _request(
+    request: web.Request, method: str, params: dict[str, Any], timeout: float, permission: str
+) -> Any:
+    host, link = await _reach(request, permission)
     try:
         return await link.request(method, params, timeout=timeout)
     except RemoteError as exc:
@@ -43,7 +52,9 @@ async def _request(request: web.Request, method: str, params: dict[str, Any], ti
 
 @routes.route("GET", BASE, summary="Inspect one container (the engine's full object)")
 async def inspect(request: web.Request) -> web.Response:
-    result = await _request(request, "containers.inspect", {"id": request.match_info["container"]}, 10.0)
+    result = await _request(
+        request, "containers.inspect", {"id": request.match_info["container"]}, 10.0, access.CONTAINERS_VIEW
+    )
     return web.json_response(result)
 
 
@@ -51,7 +62,8 @@ async def _action(request: web.Request, action: str) -> web.Response:
     user = current_user(request)
     c = ctx(request)
     container = request.match_info["container"]
-    await _request(request, "containers.action", {"id": container, "action": action}, ACTION_TIMEOUT)
+    params = {"id": container, "action": action}
+    await _request(request, "containers.action", params, ACTION_TIMEOUT, access.CONTAINERS_MANAGE)
     await c.audit.add(
         c.clock(), user.username, f"container.{action}", f"{request.match_info['host']}/{container}"
     )
@@ -79,8 +91,10 @@ def _flag(request: web.Request, name: str) -> bool:
     return request.query.get(name, "").lower() in ("1", "true", "yes")
 
 
-async def _open(request: web.Request, kind: str, params: dict[str, Any]) -> tuple[str, Stream]:
-    host, link = await ctx(request).directory.require(request.match_info["host"])
+async def _open(
+    request: web.Request, kind: str, params: dict[str, Any], permission: str
+) -> tuple[str, Stream]:
+    host, link = await _reach(request, permission)
     try:
         return host.name, link.open_stream(kind, params)
     except LinkClosed:
@@ -100,7 +114,7 @@ async def logs(request: web.Request) -> web.StreamResponse:
         "tail": bounded_int(request.query.get("tail"), "tail", 0, MAX_TAIL),
         "timestamps": _flag(request, "timestamps"),
     }
-    host_name, stream = await _open(request, "logs", params)
+    host_name, stream = await _open(request, "logs", params, access.CONTAINERS_VIEW)
     try:
         # Wait briefly for the first bytes so a missing container is a clean 404, not a broken stream.
         first = await asyncio.wait_for(stream.read(), 2.0)
@@ -222,7 +236,9 @@ async def relay(
 )
 async def stats(request: web.Request) -> web.StreamResponse:
     check_origin(request)
-    host_name, stream = await _open(request, "stats", {"id": request.match_info["container"]})
+    host_name, stream = await _open(
+        request, "stats", {"id": request.match_info["container"]}, access.CONTAINERS_VIEW
+    )
     ws = StreamSocket(heartbeat=30.0)
     await ws.prepare(request)
     packets = PacketStream(stream)
@@ -260,7 +276,7 @@ async def exec_(request: web.Request) -> web.StreamResponse:
         size = bounded_int(request.query.get(key), key, 1, 999)
         if size is not None:
             params[key] = size
-    host_name, stream = await _open(request, "exec", params)
+    host_name, stream = await _open(request, "exec", params, access.CONTAINERS_EXEC)
     await c.audit.add(
         c.clock(),
         user.username,

@@ -6,9 +6,12 @@ from typing import Any
 
 from aiohttp import web
 
+from dockmesh.server.api.auth import current_user
 from dockmesh.server.context import ServerContext, ctx
 from dockmesh.server.jsonio import json_response
 from dockmesh.server.routes import RouteTable
+from dockmesh.server.services import access
+from dockmesh.server.services.access import Caller
 
 routes = RouteTable("dashboard")
 
@@ -37,15 +40,16 @@ def tile_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
 
 @routes.route("GET", "/api/v1/dashboard", summary="Fleet totals (CPU, memory, disk) and per-host tiles")
 async def dashboard(request: web.Request) -> web.Response:
-    return json_response(await dashboard_view(ctx(request)))
+    return json_response(await dashboard_view(ctx(request), current_user(request)))
 
 
-async def dashboard_view(c: ServerContext) -> dict[str, Any]:
-    """`{"totals", "hosts"}`: the API's answer, also rendered by the web dashboard."""
+async def dashboard_view(c: ServerContext, caller: Caller) -> dict[str, Any]:
+    """`{"totals", "hosts"}`: the API's answer, also rendered by the web dashboard; only the hosts the
+    caller may view are tiles or summed."""
     now = c.clock()
     tiles: list[dict[str, Any]] = []
     totals: dict[str, Any] = {key: 0 for key in SUMMED}
-    hosts = await c.directory.all()
+    hosts = await c.directory.visible(caller, access.HOSTS_VIEW)
     for host in hosts:
         tile: dict[str, Any] = {
             "id": host.id,

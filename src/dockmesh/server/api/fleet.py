@@ -6,9 +6,11 @@ import contextlib
 
 from aiohttp import web
 
+from dockmesh.server.api.auth import current_user
 from dockmesh.server.context import ctx
 from dockmesh.server.fanout import Gather, parse_deadline
 from dockmesh.server.routes import Handler, RouteTable
+from dockmesh.server.services import access
 
 routes = RouteTable("fleet")
 
@@ -24,7 +26,10 @@ RESOURCES = {
 def _lister(resource: str, method: str, sort_key: str) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
         c = ctx(request)
-        hosts = await c.directory.select(request.query.get("host", "all"))
+        # Out-of-scope hosts are not selected at all: neither their rows nor their outcome appear.
+        hosts = await c.directory.select(
+            request.query.get("host", "all"), current_user(request), access.CONTAINERS_VIEW
+        )
         deadline = parse_deadline(request.query.get("timeout"))
         gather = Gather(hosts, method, {}, deadline, sort_key, encode=True)
         # Streamed: rows go out as their host's turn comes, so a slow host holds back only what

@@ -11,6 +11,7 @@ from dockmesh.server.api.auth import bearer
 from dockmesh.server.context import ctx
 from dockmesh.server.errors import ApiError
 from dockmesh.server.routes import RouteTable
+from dockmesh.server.services import access
 from dockmesh.store.agents import AgentState
 
 routes = RouteTable("meta")
@@ -25,8 +26,11 @@ def _rss_bytes() -> int:
 async def metrics(request: web.Request) -> web.Response:
     c = ctx(request)
     token = bearer(request)
-    if token is None or await c.accounts.user_for_token(token) is None:
+    caller = await c.accounts.user_for_token(token) if token is not None else None
+    if caller is None:
         raise ApiError(401, "unauthorized", "metrics need a bearer token")
+    # Fleet-wide counts: only for a caller who sees every host.
+    access.require_global(caller, access.HOSTS_VIEW)
     records = await c.agents.all()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     lines = [

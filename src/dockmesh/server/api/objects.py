@@ -15,8 +15,8 @@ from dockmesh.server.bodies import DRIVER_PATTERN, IMAGE_PATTERN, NAME_PATTERN, 
 from dockmesh.server.context import ctx
 from dockmesh.server.errors import ApiError, json_body
 from dockmesh.server.routes import RouteTable
+from dockmesh.server.services import access, pulls
 from dockmesh.server.services import objects as service
-from dockmesh.server.services import pulls
 
 routes = RouteTable("objects")
 
@@ -213,7 +213,9 @@ async def images_pull(request: web.Request) -> web.StreamResponse:
     body = await _body(request, PULL_BODY)
     selector = request.query.get("host", "all")
     c, user = ctx(request), current_user(request)
-    await c.directory.select(selector)  # a bad selector is a 400/404 before the stream starts
+    await c.directory.select(
+        selector, user, access.CONTAINERS_MANAGE
+    )  # a bad selector is a 400/404 before the stream starts
     async with contextlib.aclosing(pulls.pull_many(c, user, selector, body["image"])) as lines:
         return await _ndjson(request, lines)
 

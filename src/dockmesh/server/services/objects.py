@@ -1,7 +1,7 @@
 """Volumes, networks and images on one host or over a host selection, behind the API routes.
 
-Every function takes the caller (for the audit row now, for RBAC scope in issue 11: `reach` and
-`select_hosts` are the one place that check goes) and raises `ApiError` (status, code, message), which
+Every function takes the caller (for the audit row, and for its scope: `reach` and `select_hosts`
+are the one place that check goes) and raises `ApiError` (status, code, message), which
 the API renders as JSON. The pages' forms call those routes from the browser (as the container
 actions do), so there is one path to the hosts.
 """
@@ -18,6 +18,7 @@ from dockmesh.server.context import ServerContext
 from dockmesh.server.directory import HostRef
 from dockmesh.server.errors import ApiError, from_remote
 from dockmesh.server.fanout import HostOutcome
+from dockmesh.server.services import access
 from dockmesh.store.users import UserRecord
 
 ACTION_TIMEOUT = 60.0
@@ -26,13 +27,19 @@ PRUNE_TIMEOUT = 300.0
 PRUNE_KINDS = {"images": Objects.IMAGES_PRUNE, "volumes": Objects.VOLUMES_PRUNE}
 
 
-async def reach(c: ServerContext, user: UserRecord, host_id: str) -> tuple[HostRef, Link]:
-    """The one host a host-addressed call names, if this caller may act on it."""
-    return await c.directory.require(host_id)
+async def reach(
+    c: ServerContext, user: UserRecord, host_id: str, permission: str = access.CONTAINERS_MANAGE
+) -> tuple[HostRef, Link]:
+    """The one host a host-addressed call names, if this caller may act on it (404 out of scope, 403
+    without the permission); every function here changes objects, hence `containers.manage`."""
+    return await c.directory.require(host_id, user, permission)
 
 
-async def select_hosts(c: ServerContext, user: UserRecord, selector: str) -> list[HostRef]:
-    return await c.directory.select(selector)
+async def select_hosts(
+    c: ServerContext, user: UserRecord, selector: str, permission: str = access.CONTAINERS_MANAGE
+) -> list[HostRef]:
+    """The selected hosts on which the caller may act; the others are left out, not errors."""
+    return await c.directory.select(selector, user, permission)
 
 
 def remote_error(exc: RemoteError, host: HostRef) -> ApiError:

@@ -15,7 +15,6 @@ from dockmesh.server.fanout import HostOutcome, fan_out
 from dockmesh.server.localhost import LOCAL_ID
 from dockmesh.server.services import access
 from dockmesh.server.services.access import Caller
-from dockmesh.server.services.errors import Forbidden
 from dockmesh.server.services.stacks import check_name
 from dockmesh.store.agents import AgentStore
 
@@ -45,14 +44,7 @@ class StackContainers:
 
 
 def _allowed(caller: Caller, hosts: list[HostRef], permission: str) -> list[HostRef]:
-    allowed = []
-    for host in hosts:
-        try:
-            access.check_host(caller, host, permission)
-        except Forbidden:
-            continue
-        allowed.append(host)
-    return allowed
+    return access.allowed(caller, hosts, permission)
 
 
 async def deploy_targets(directory: HostDirectory, agents: AgentStore, caller: Caller) -> list[Target]:

@@ -99,6 +99,7 @@ class StackService:
         Conflict (a concurrent save won).
         """
         check_name(name)
+        access.require_any(caller, access.STACKS_DEPLOY)
         if not isinstance(compose, str) or not compose.strip():
             raise Invalid("invalid_field", "'compose' must be the non-empty text of compose.yaml")
         if not isinstance(env, str):
@@ -134,7 +135,21 @@ class StackService:
         )
         return record, changed
 
+    async def _sees(self, caller: Caller, permission: str) -> Callable[[str], bool]:
+        """Whether the caller may see what a deploy or placement on a host id shows: a known host by its
+        rights there; a host no longer known (a removed agent) only with the permission on every host."""
+        hosts = {h.id: h for h in await self._directory.all()}
+        everywhere = access.has_global(caller, permission)
+
+        def sees(host_id: str) -> bool:
+            host = hosts.get(host_id)
+            return permission in access.rights_on(caller, host) if host is not None else everywhere
+
+        return sees
+
     async def record(self, caller: Caller, name: str) -> StackRecord:
+        """A stack record (not bound to a host): any caller with `stacks.view` on some host reads it."""
+        access.require_any(caller, access.STACKS_VIEW)
         record = await self._store.get(check_name(name))
         if record is None:
             raise NotFound("stack_not_found", f"no stack {name!r}")
@@ -145,8 +160,13 @@ class StackService:
         record = await self.record(caller, name)
         current = await self._store.revision(name)
         assert current is not None  # saved with the record, in the same transaction
+        sees = await self._sees(caller, access.STACKS_VIEW)
+        # Where it runs on hosts out of the caller's reach is not shown, nor those hosts' deploys.
         return StackDetail(
-            record, current, await self._store.placements(name), await self._store.deployments(name)
+            record,
+            current,
+            [p for p in await self._store.placements(name) if sees(p.host)],
+            [d for d in await self._store.deployments(name) if sees(d.host)],
         )
 
     async def revisions(self, caller: Caller, name: str) -> list[Revision]:
@@ -155,6 +175,7 @@ class StackService:
         return await self._store.revisions(name)
 
     async def revision(self, caller: Caller, name: str, number: int) -> Revision:
+        access.require_any(caller, access.STACKS_VIEW)
         revision = await self._store.revision(check_name(name), number)
         if revision is None:
             raise NotFound("revision_not_found", f"stack {name!r} has no revision {number}")
@@ -162,10 +183,19 @@ class StackService:
 
     async def delete(self, caller: Caller, name: str) -> None:
         """Delete the record, its revisions and history; Conflict (`stack_deployed`) while deployed."""
+        access.require_any(caller, access.STACKS_DEPLOY)
         try:
             deleted = await self._store.delete(check_name(name))
-        except StackConflict as exc:
-            raise Conflict("stack_deployed", str(exc)) from None
+        except StackConflict:
+            # Named only where the caller may look: a host out of reach is counted, never named.
+            sees = await self._sees(caller, access.STACKS_VIEW)
+            hosts = sorted({p.host for p in await self._store.placements(name)})
+            shown = [h for h in hosts if sees(h)]
+            hidden = len(hosts) - len(shown)
+            where = ", ".join(shown + ([f"{hidden} host(s) out of your reach"] if hidden else []))
+            raise Conflict(
+                "stack_deployed", f"stack {name!r} is deployed on {where or 'a host'}: remove it there first"
+            ) from None
         if not deleted:
             raise NotFound("stack_not_found", f"no stack {name!r}")
         await self._audit.add(self._clock(), caller.username, "stack.delete", name)
@@ -175,9 +205,7 @@ class StackService:
         """Stacks on the selected hosts, each row with its host and `external` (no record here), plus
         `revision`, `deployed_revision`, `deploy_state`, `deploy_id` for ours; placed stacks a host no
         longer shows (a failed first deploy) are rows too, with `total` 0."""
-        hosts = await self._directory.select(selector)
-        for host in hosts:
-            access.check_host(caller, host, "stacks.view")
+        hosts = await self._directory.select(selector, caller, access.STACKS_VIEW)
         gathered = await fan_out(hosts, "stacks.list", {}, deadline)
         records = {r.name: r for r in await self._store.all()}
         placed = {(p.stack, p.host): p for p in await self._store.placements()}
@@ -207,7 +235,7 @@ class StackService:
             if host.id == host_id:
                 access.check_host(caller, host, permission)
                 return host
-        raise NotFound("host_not_found", f"no host with id {host_id!r}")
+        raise access.not_found(host_id)
 
     async def deploy(self, caller: Caller, name: str, host_id: str) -> Deployment:
         """Start deploying the stack's current revision to one host; returns the pending deployment.
@@ -267,6 +295,8 @@ class StackService:
 
     async def deployment(self, caller: Caller, deploy_id: str) -> Deployment:
         deployment = await self._store.deployment(deploy_id) if _DEPLOY_ID.fullmatch(deploy_id) else None
+        if deployment is not None and not (await self._sees(caller, access.STACKS_VIEW))(deployment.host):
+            deployment = None  # a deploy on a host out of reach is not there, like an unknown id
         if deployment is None:
             raise NotFound("deploy_not_found", f"no deploy {deploy_id[:80]!r}")
         return deployment

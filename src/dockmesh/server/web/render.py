@@ -21,6 +21,7 @@ from aiohttp import web
 from dockmesh import __version__
 from dockmesh.server.context import ctx
 from dockmesh.server.routes import Handler
+from dockmesh.server.services import access
 from dockmesh.server.web.session import CSRF_FIELD, WEB_SECRET, csrf_for, csrf_ok, session_token
 from dockmesh.store.users import UserRecord
 
@@ -49,6 +50,11 @@ NAV = (
     ("volumes", "/volumes", "Volumes"),
     ("images", "/images", "Images"),
     ("networks", "/networks", "Networks"),
+)
+# Shown only to callers who may manage users (the pages themselves refuse everyone else).
+ADMIN_NAV = (
+    ("users", "/users", "Users"),
+    ("roles", "/roles", "Roles"),
 )
 
 
@@ -195,6 +201,7 @@ def render(
         "user": session.user if session else None,
         "csrf": session.csrf if session else "",
         "active": active,
+        "admin_nav": ADMIN_NAV if session and access.has_global(session.user, access.USERS_MANAGE) else (),
         "now": ctx(request).clock(),
         "plain_http_exposed": ctx(request).config.plain_http_exposed,
         **context,
@@ -215,7 +222,7 @@ def see_other(location: str) -> web.Response:
     return web.Response(status=303, headers={"Location": location, "Cache-Control": "no-store"})
 
 
-async def session_form(request: web.Request, *, admin: bool = False) -> tuple[Session, Mapping[str, Any]]:
+async def session_form(request: web.Request) -> tuple[Session, Mapping[str, Any]]:
     """The signed-in user and the posted form, whose CSRF field must match the session."""
     session = await require_session(request)
     form = await request.post()
@@ -223,14 +230,13 @@ async def session_form(request: web.Request, *, admin: bool = False) -> tuple[Se
         raise PageError(
             403, "Form expired", "The form's security token did not match; reload the page and retry."
         )
-    if admin:
-        require_admin(session)
     return session, form
 
 
-def require_admin(session: Session) -> None:
-    if not session.user.is_admin:
-        raise PageError(403, "Not allowed", "This needs an administrator.")
+def require_global(session: Session, permission: str) -> None:
+    """The permission on every host (e.g. enrolling agents), else the page's 403."""
+    if not access.has_global(session.user, permission):
+        raise PageError(403, "Not allowed", f"This needs the {permission!r} permission on every host.")
 
 
 class PageError(Exception):

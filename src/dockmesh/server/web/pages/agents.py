@@ -8,11 +8,14 @@ from aiohttp import web
 
 from dockmesh.server.api import agents as api
 from dockmesh.server.context import ServerContext, ctx
+from dockmesh.server.errors import ApiError
 from dockmesh.server.routes import RouteTable
+from dockmesh.server.services import access
+from dockmesh.server.services.access import Caller
 from dockmesh.server.web.render import (
     PageError,
     render,
-    require_admin,
+    require_global,
     require_session,
     see_other,
     session_form,
@@ -23,11 +26,15 @@ routes = RouteTable("web")
 MAX_NAME = 64
 
 
-async def _record(c: ServerContext, agent_id: str) -> Any:
-    record = await c.agents.get(agent_id)
-    if record is None:
-        raise PageError(404, "No such agent", f"There is no agent with id {agent_id!r}.")
-    return record
+async def _record(
+    c: ServerContext, caller: Caller, agent_id: str, permission: str = access.HOSTS_VIEW
+) -> Any:
+    try:
+        return await api.get_record(c, caller, agent_id, permission)
+    except ApiError as exc:
+        if exc.status == 403:
+            raise PageError(403, "Not allowed", exc.message) from None
+        raise PageError(404, "No such agent", f"There is no agent with id {agent_id!r}.") from None
 
 
 @routes.route(
@@ -36,7 +43,7 @@ async def _record(c: ServerContext, agent_id: str) -> Any:
 async def agents_page(request: web.Request) -> web.StreamResponse:
     session = await require_session(request)
     c = ctx(request)
-    agents = [api.agent_view(c, r) for r in await c.agents.all()]
+    agents = [api.agent_view(c, r) for r in await c.agents.all() if api.visible(session.user, r)]
     return render(
         request,
         "agents.html",
@@ -50,7 +57,7 @@ async def agents_page(request: web.Request) -> web.StreamResponse:
 @routes.route("GET", "/agents/new", summary="New agent form (asks only for a name)", auth=False)
 async def new_agent_page(request: web.Request) -> web.StreamResponse:
     session = await require_session(request)
-    require_admin(session)
+    require_global(session, access.AGENTS_MANAGE)
     return render(
         request,
         "agent_new.html",
@@ -87,7 +94,8 @@ def _enrol_page(
     responses={200: "HTML with the install command"},
 )
 async def new_agent_submit(request: web.Request) -> web.StreamResponse:
-    session, form = await session_form(request, admin=True)
+    session, form = await session_form(request)
+    require_global(session, access.AGENTS_MANAGE)
     c = ctx(request)
     name = str(form.get("name", "")).strip()
     if not name or len(name) > MAX_NAME:
@@ -104,7 +112,11 @@ async def new_agent_submit(request: web.Request) -> web.StreamResponse:
         )
     created = await api.create_pending(c, name, session.user.username)
     return _enrol_page(
-        request, session, api.agent_view(c, await _record(c, created["id"])), created, rotated=False
+        request,
+        session,
+        api.agent_view(c, await _record(c, session.user, created["id"])),
+        created,
+        rotated=False,
     )
 
 
@@ -112,7 +124,7 @@ async def new_agent_submit(request: web.Request) -> web.StreamResponse:
 async def agent_page(request: web.Request) -> web.StreamResponse:
     session = await require_session(request)
     c = ctx(request)
-    record = await _record(c, request.match_info["id"])
+    record = await _record(c, session.user, request.match_info["id"])
     return render(
         request,
         "agent.html",
@@ -131,9 +143,9 @@ async def agent_page(request: web.Request) -> web.StreamResponse:
     responses={303: "back"},
 )
 async def revoke_submit(request: web.Request) -> web.StreamResponse:
-    session, _form = await session_form(request, admin=True)
+    session, _form = await session_form(request)
     c = ctx(request)
-    record = await _record(c, request.match_info["id"])
+    record = await _record(c, session.user, request.match_info["id"], access.AGENTS_MANAGE)
     await api.revoke(c, record, session.user.username)
     return see_other(f"/agents/{record.id}")
 
@@ -146,10 +158,14 @@ async def revoke_submit(request: web.Request) -> web.StreamResponse:
     responses={200: "HTML with the install command"},
 )
 async def rotate_submit(request: web.Request) -> web.StreamResponse:
-    session, _form = await session_form(request, admin=True)
+    session, _form = await session_form(request)
     c = ctx(request)
-    record = await _record(c, request.match_info["id"])
+    record = await _record(c, session.user, request.match_info["id"], access.AGENTS_MANAGE)
     enrolment = await api.rotate(c, record, session.user.username)
     return _enrol_page(
-        request, session, api.agent_view(c, await _record(c, record.id)), enrolment, rotated=True
+        request,
+        session,
+        api.agent_view(c, await _record(c, session.user, record.id)),
+        enrolment,
+        rotated=True,
     )

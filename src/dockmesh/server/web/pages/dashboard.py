@@ -19,7 +19,11 @@ async def dashboard_page(request: web.Request) -> web.StreamResponse:
     return render(
         request,
         "dashboard.html",
-        {"title": "Dashboard", "dash": await dashboard_view(c), "has_agents": bool(await c.agents.all())},
+        {
+            "title": "Dashboard",
+            "dash": await dashboard_view(c, session.user),
+            "has_agents": bool(await c.agents.all()),
+        },
         session=session,
         active="dashboard",
         fragments={"dashboard": "_dashboard_body.html"},

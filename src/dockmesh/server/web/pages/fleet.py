@@ -13,6 +13,8 @@ from dockmesh.server.context import ServerContext, ctx
 from dockmesh.server.errors import ApiError
 from dockmesh.server.fanout import DEFAULT_DEADLINE, fan_out
 from dockmesh.server.routes import Handler, RouteTable
+from dockmesh.server.services import access
+from dockmesh.server.services.access import Caller
 from dockmesh.server.web.render import PageError, render, require_session
 
 routes = RouteTable("web")
@@ -31,9 +33,9 @@ EMPTY_HINTS = {
 }
 
 
-async def host_choices(c: ServerContext) -> dict[str, Any]:
-    """The filter's options: every host by name, then every tag in use."""
-    hosts = await c.directory.all()
+async def host_choices(c: ServerContext, caller: Caller) -> dict[str, Any]:
+    """The filter's options: every host the caller may list by name, then every tag on them."""
+    hosts = await c.directory.visible(caller, access.CONTAINERS_VIEW)
     tags = sorted({t for h in hosts for t in h.tags})
     return {
         "hosts": [{"id": h.id, "name": h.name, "online": h.online} for h in hosts],
@@ -52,7 +54,13 @@ def _lister(resource: str) -> Handler:
         status = 200
         try:
             result = (
-                await fan_out(await c.directory.select(selector), method, {}, DEFAULT_DEADLINE, sort_key)
+                await fan_out(
+                    await c.directory.select(selector, session.user, access.CONTAINERS_VIEW),
+                    method,
+                    {},
+                    DEFAULT_DEADLINE,
+                    sort_key,
+                )
             ).to_dict()
         except ApiError as exc:
             result, error, status = {"items": [], "hosts": []}, exc.message, exc.status
@@ -71,7 +79,7 @@ def _lister(resource: str) -> Handler:
                 "filter_error": error,
                 "empty_hint": EMPTY_HINTS[resource],
                 "has_agents": bool(await c.agents.all()),
-                **await host_choices(c),
+                **await host_choices(c, session.user),
             },
             session=session,
             active=resource,
@@ -93,11 +101,13 @@ for _resource in TITLES:
     )(_lister(_resource))
 
 
-async def _inspect(c: ServerContext, host_id: str, container: str) -> tuple[Any, dict[str, Any]]:
+async def _inspect(
+    c: ServerContext, caller: Caller, host_id: str, container: str
+) -> tuple[Any, dict[str, Any]]:
     try:
-        host, link = await c.directory.require(host_id)
+        host, link = await c.directory.require(host_id, caller, access.CONTAINERS_VIEW)
     except ApiError as exc:
-        title = "Host offline" if exc.status == 503 else "No such host"
+        title = {503: "Host offline", 403: "Not allowed"}.get(exc.status, "No such host")
         raise PageError(exc.status, title, exc.message) from None
     try:
         detail = await link.request("containers.inspect", {"id": container}, timeout=10.0)
@@ -157,7 +167,9 @@ def container_summary(detail: dict[str, Any]) -> dict[str, Any]:
 async def container_page(request: web.Request) -> web.StreamResponse:
     session = await require_session(request)
     c = ctx(request)
-    host, detail = await _inspect(c, request.match_info["host"], request.match_info["container"])
+    host, detail = await _inspect(
+        c, session.user, request.match_info["host"], request.match_info["container"]
+    )
     summary = container_summary(detail)
     return render(
         request,

@@ -12,6 +12,7 @@ from dockmesh.server.context import ServerContext, ctx
 from dockmesh.server.errors import ApiError
 from dockmesh.server.localhost import LOCAL_ID
 from dockmesh.server.routes import RouteTable
+from dockmesh.server.services.access import Caller
 from dockmesh.server.web.render import PageError, render, require_session, see_other, session_form
 
 routes = RouteTable("web")
@@ -19,8 +20,8 @@ routes = RouteTable("web")
 _SPLIT = re.compile(r"[\s,]+")
 
 
-async def _host(c: ServerContext, host_id: str) -> dict[str, Any]:
-    for host in await api.host_views(c):
+async def _host(c: ServerContext, caller: Caller, host_id: str) -> dict[str, Any]:
+    for host in await api.host_views(c, caller):
         if host["id"] == host_id:
             return host
     raise PageError(404, "No such host", f"There is no host with id {host_id!r}.")
@@ -33,7 +34,11 @@ async def hosts_page(request: web.Request) -> web.StreamResponse:
     return render(
         request,
         "hosts.html",
-        {"title": "Hosts", "hosts": await api.host_views(c), "has_agents": bool(await c.agents.all())},
+        {
+            "title": "Hosts",
+            "hosts": await api.host_views(c, session.user),
+            "has_agents": bool(await c.agents.all()),
+        },
         session=session,
         active="hosts",
         fragments={"hosts": "_hosts_table.html"},
@@ -50,7 +55,7 @@ async def _host_page(
     status: int = 200,
 ) -> web.Response:
     c = ctx(request)
-    host = await _host(c, host_id)
+    host = await _host(c, session.user, host_id)
     return render(
         request,
         "host.html",
@@ -83,14 +88,16 @@ async def host_page(request: web.Request) -> web.StreamResponse:
     responses={303: "back to the host", 200: "the form again, with the error"},
 )
 async def tags_submit(request: web.Request) -> web.StreamResponse:
-    session, form = await session_form(request, admin=True)
+    session, form = await session_form(request)
     host_id = request.match_info["id"]
     raw = str(form.get("tags", ""))
     tags = [t for t in _SPLIT.split(raw.strip().lower()) if t]
     try:
-        await api.set_tags(ctx(request), host_id, tags, session.user.username)
+        await api.set_tags(ctx(request), session.user, host_id, tags)
     except ApiError as exc:
         if exc.status == 404:
             raise PageError(404, "No such host", exc.message) from None
+        if exc.status == 403:
+            raise PageError(403, "Not allowed", exc.message) from None
         return await _host_page(request, session, host_id, error=exc.message.capitalize() + ".", draft=raw)
     return see_other(f"/hosts/{host_id}?saved=tags")

@@ -87,7 +87,7 @@ async def stacks_page(request: web.Request) -> web.StreamResponse:
             "filter_error": error,
             "empty_hint": EMPTY_HINT,
             "has_agents": bool(await c.agents.all()),
-            **await host_choices(c),
+            **await host_choices(c, session.user),
         },
         session=session,
         active="stacks",
@@ -225,7 +225,9 @@ async def _detail(request: web.Request, session: Session) -> StackDetail:
         raise _page_error(exc) from None
 
 
-async def _stack_page(request: web.Request, session: Session, *, action_error: str = "") -> web.Response:
+async def _stack_page(
+    request: web.Request, session: Session, *, action_error: str = "", status: int = 200
+) -> web.Response:
     c = ctx(request)
     detail = await _detail(request, session)
     name = detail.record.name
@@ -253,6 +255,7 @@ async def _stack_page(request: web.Request, session: Session, *, action_error: s
         },
         session=session,
         active="stacks",
+        status=status,
         fragments={"hosts": "_stack_hosts.html"},
     )
 
@@ -278,7 +281,9 @@ async def _act(request: web.Request, act: Action) -> web.StreamResponse:
     try:
         return see_other(await act(session, form))
     except ApiError as exc:
-        return await _stack_page(request, session, action_error=exc.message)
+        # A host out of reach (404) or a missing permission (403) keeps its status, as the API's does.
+        status = exc.status if exc.status in (403, 404) else 200
+        return await _stack_page(request, session, action_error=exc.message, status=status)
 
 
 @routes.route(
