@@ -29,3 +29,12 @@ def check_host(caller: Caller, host: HostRef, permission: str) -> None:
     Every user reaches every host until roles exist (issue 11); out-of-scope hosts will then be a 404.
     """
     del caller, host, permission
+
+
+def check_permission(caller: Caller, permission: str) -> None:
+    """The caller holds `permission` for something that is not on a host (e.g. `registries.manage`).
+
+    Until roles exist (issue 11, the RBAC branch) only an administrator holds these.
+    """
+    if not caller.is_admin:
+        raise Forbidden("forbidden", f"this needs the permission {permission}")

@@ -114,10 +114,21 @@ class Pull:
             self.stream.cancel()
 
 
+async def pull_params(c: ServerContext, host: HostRef, image: str) -> dict[str, Any]:
+    """The `images.pull` params for this host: the image and, if one matches, its registry credential
+    (picked per host: a selection sends each host its own, or none)."""
+    params: dict[str, Any] = {"image": image}
+    auth = await c.registries.for_image(host, image)
+    if auth is not None:
+        params["auth"] = auth
+    return params
+
+
 async def start_pull(c: ServerContext, user: UserRecord, host_id: str, image: str) -> Pull:
     host, link = await reach(c, user, host_id)
+    params = await pull_params(c, host, image)
     try:
-        stream = link.open_stream(Objects.IMAGES_PULL, {"image": image})
+        stream = link.open_stream(Objects.IMAGES_PULL, params)
     except LinkClosed:
         raise ApiError(503, "host_offline", f"host {host.name!r} is offline") from None
     pull = Pull(host, stream)
@@ -146,7 +157,12 @@ async def pull_many(
             settle(host, "offline", f"host {host.name!r} is offline")
             return
         try:
-            pull = Pull(host, host.link.open_stream(Objects.IMAGES_PULL, {"image": image}))
+            params = await pull_params(c, host, image)
+        except ApiError as exc:
+            settle(host, "error", exc.message)
+            return
+        try:
+            pull = Pull(host, host.link.open_stream(Objects.IMAGES_PULL, params))
         except LinkClosed:
             settle(host, "offline", f"host {host.name!r} is offline")
             return

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,8 @@ MAX_TEXT = 1 << 20  # compose.yaml and .env together, in bytes
 # for the registry credentials a deploy may add.
 MAX_OPEN = Limits().max_frame - 64 * 1024
 ACTION_TIMEOUT = 120.0  # stop/start/down of a whole stack: each container's stop grace, in order
+# Registry credentials for a deploy: (host, images) → registry → {username, password, serveraddress}.
+Credentials = Callable[[HostRef, list[str]], Awaitable[dict[str, dict[str, str]]]]
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,9 @@ class StackService:
         deployer: Deployer,
         audit: AuditStore,
         clock: Callable[[], float],
+        credentials: Credentials | None = None,
     ) -> None:
+        self._credentials = credentials
         self._store = store
         self._agents = agents
         self._directory = directory
@@ -236,13 +240,16 @@ class StackService:
                 )
         current = await self._store.revision(name)
         assert current is not None
-        await asyncio.to_thread(
+        images = await asyncio.to_thread(
             compose_check.validate,
             name,
             current.compose,
             current.env,
             allow_privileged=record.allow_privileged,
         )
+        # Picked for this host before anything is recorded (an unreadable credential refuses the deploy);
+        # sent with this one stream only, never stored with the deployment.
+        auth = await self._credentials(host, images) if self._credentials is not None else {}
         deployment = Deployment(
             str(uuid.uuid4()), name, host.id, current.number, "pending", caller.username, self._clock()
         )
@@ -262,6 +269,8 @@ class StackService:
             {"deploy_id": deployment.id, "revision": current.number},
         )
         params = deploy_params(deployment.id, name, current.compose, current.env, record.allow_privileged)
+        if auth:
+            params["auth"] = auth
         self.deployer.launch(deployment, host.link, params)
         return deployment
 
