@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.fleet import Fleet
-from tests.integration.harness import AgentProc, ServerProc
+from tests.integration.harness import ADMIN_PASSWORD, AgentProc, ServerProc
 from tests.integration.spine import wait_online
 from tests.integration.test_objects import lines
 from tests.integration.test_stacks import deploy, events, put
@@ -149,3 +151,58 @@ def test_prod_scoped_credential_reaches_only_the_prod_host_and_leaves_no_trace(
         db.close()
     assert rows
     assert reg.password not in repr(rows)
+
+
+def cli(home: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKMESH_")}
+    env.update(XDG_CONFIG_HOME=str(home), DOCKMESH_PASSWORD=ADMIN_PASSWORD)
+    return subprocess.run(
+        [sys.executable, "-m", "dockmesh.cli.main", *args],
+        env=env,
+        input=stdin if stdin is not None else "",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_cli_adds_lists_updates_and_removes_without_the_password_on_argv(
+    server: ServerProc, tmp_path: Path
+) -> None:
+    secret = "cli-Pa55-" + os.urandom(6).hex()
+    assert cli(tmp_path, "login", "--url", server.url).returncode == 0
+    added = cli(
+        tmp_path, "registries", "add", "ghcr.io/acme", "-u", "bot", "--scope", "prod", "--password-stdin",
+        stdin=secret + "\n",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    listed = cli(tmp_path, "registries", "ls")
+    assert "ghcr.io/acme" in listed.stdout
+    assert "prod" in listed.stdout
+    assert secret not in listed.stdout
+    (made,) = server.api.get("/api/v1/registries")["items"]
+    # No terminal and no --password-stdin: one line saying what to do, nothing added.
+    refused = cli(tmp_path, "registries", "add", "quay.io", "-u", "x")
+    assert refused.returncode == 1
+    assert "--password-stdin" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    bad = cli(
+        tmp_path, "registries", "add", "quay.io", "-u", "x", "--scope", "(", "--password-stdin", stdin="p"
+    )
+    assert bad.returncode == 1
+    assert "scope" in bad.stderr
+    assert len(server.api.get("/api/v1/registries")["items"]) == 1
+
+    updated = cli(
+        tmp_path, "registries", "update", str(made["id"]), "--scope", "", "--password-stdin",
+        stdin="n3w-" + secret,
+    )  # fmt: skip
+    assert updated.returncode == 0, updated.stderr
+    assert server.api.get(f"/api/v1/registries/{made['id']}")["scope"] == "all"
+    assert cli(tmp_path, "registries", "rm", str(made["id"])).returncode == 0
+    assert server.api.get("/api/v1/registries")["items"] == []
+    gone = cli(tmp_path, "registries", "rm", str(made["id"]))
+    assert gone.returncode == 1
+    assert "no registry credential" in gone.stderr
+    assert secret not in server.log_text()
