@@ -80,6 +80,7 @@ HTTP_TABLES: tuple[RouteTable, ...] = (
     pages.hosts.routes,
     pages.fleet.routes,
     pages.stacks.routes,
+    pages.registries.routes,
     pages.static.routes,
 )
 
