@@ -60,7 +60,7 @@ async def registries_page(request: web.Request) -> web.StreamResponse:
     auth=False,
     responses={303: "back to the list", 200: "the form again, with the problem"},
 )
-async def add_submit(request: web.Request) -> web.StreamResponse:
+async def registry_add_submit(request: web.Request) -> web.StreamResponse:
     session, form = await session_form(request, admin=True)
     fields: dict[str, Any] = {k: str(form.get(k, "")) for k in ("url", "username", "password", "scope")}
     try:
@@ -80,7 +80,7 @@ async def add_submit(request: web.Request) -> web.StreamResponse:
     auth=False,
     responses={303: "back to the list"},
 )
-async def delete_submit(request: web.Request) -> web.StreamResponse:
+async def registry_delete_submit(request: web.Request) -> web.StreamResponse:
     session, _form = await session_form(request, admin=True)
     raw = request.match_info["id"]
     if not raw.isdigit() or len(raw) > 12:
