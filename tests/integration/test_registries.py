@@ -206,3 +206,35 @@ def test_cli_adds_lists_updates_and_removes_without_the_password_on_argv(
     assert gone.returncode == 1
     assert "no registry credential" in gone.stderr
     assert secret not in server.log_text()
+
+
+def test_bad_bodies_are_refused_by_field_and_never_echo_the_password(server: ServerProc) -> None:
+    long_secret = "L0ng-" + "x" * 5000
+    cases = [
+        ({"url": "ghcr.io", "username": "u", "password": long_secret}, "invalid_password"),
+        ({"url": "ghcr.io", "username": "u", "password": 12345}, "invalid_password"),
+        ({"url": "ghcr.io", "username": "u", "password": "p", "extra": 1}, "invalid_body"),
+        ({"url": "not a host", "username": "u", "password": "p"}, "invalid_url"),
+        ({"url": "ghcr.io", "password": "p"}, "invalid_username"),
+        ({"url": "ghcr.io", "username": "u", "password": "p", "scope": "prod or"}, "invalid_scope"),
+    ]
+    for body, code in cases:
+        status, err = server.api.call("POST", "/api/v1/registries", body)
+        assert (status, err["error"]["code"]) == (400, code), (body, err)
+        assert "L0ng-" not in str(err)
+    assert server.api.get("/api/v1/registries")["items"] == []
+    status, made = server.api.call(
+        "POST", "/api/v1/registries", {"url": "q.io", "username": "u", "password": "p"}
+    )
+    assert status == 201
+    assert made["scope"] == "all"
+    for method, path, body in (
+        ("PATCH", f"/api/v1/registries/{made['id']}", {"password": long_secret}),
+        ("PATCH", f"/api/v1/registries/{made['id']}", {}),
+    ):
+        status, err = server.api.call(method, path, body)
+        assert status == 400, err
+        assert "L0ng-" not in str(err)
+    assert server.api.call("GET", "/api/v1/registries/999")[0] == 404
+    assert server.api.call("GET", "/api/v1/registries/abc")[0] == 404
+    assert server.api.call("PATCH", "/api/v1/registries/999", {"scope": "x"})[0] == 404
