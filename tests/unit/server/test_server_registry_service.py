@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -13,11 +14,14 @@ import sqlalchemy as sa
 from dockmesh.server.directory import HostRef
 from dockmesh.server.services.errors import Forbidden, Invalid, NotFound, Unavailable
 from dockmesh.server.services.registries import RegistryService, view
+from dockmesh.server.services.stacks import StackService
 from dockmesh.server.vault import KEY_FILE, Vault
 from dockmesh.store import Database
+from dockmesh.store.agents import AgentStore
 from dockmesh.store.audit import AuditStore
 from dockmesh.store.registries import CredentialStore
 from dockmesh.store.schema import registry_credentials
+from dockmesh.store.stacks import StackStore
 from dockmesh.store.users import UserRecord
 
 ADMIN_ID, SECRET = 1, "s3cret-Pa55-do-not-leak"
@@ -129,3 +133,66 @@ async def test_a_replaced_key_refuses_clearly(db: Database, tmp_path: Path) -> N
         await service(db, other).for_image(PROD, "ghcr.io/x/y")
     assert info.value.code == "credential_unreadable"
     assert SECRET not in info.value.message
+
+
+class Online:
+    closed = False
+
+
+class Launches:
+    """A Deployer stand-in that keeps what a deploy would send the host."""
+
+    def __init__(self) -> None:
+        self.params: list[dict[str, Any]] = []
+
+    def launch(self, deployment: Any, link: Any, params: dict[str, Any]) -> None:
+        self.params.append(params)
+
+
+PRIVATE_STACK = """\
+services:
+  api:
+    image: ${REG}/dm/api:1
+  web:
+    image: ghcr.io/acme/web:2
+  db:
+    image: busybox
+"""
+
+
+async def test_a_deploy_sends_the_host_its_own_credentials_and_stores_none(
+    db: Database, tmp_path: Path
+) -> None:
+    svc = service(db, tmp_path)
+    await svc.add(admin(), "127.0.0.1:5000", "prod-user", "prod-pw", "prod")
+    await svc.add(admin(), "ghcr.io", "gh", "gh-pw", "not prod")
+    store, launches = StackStore(db), Launches()
+    hosts = [HostRef("h1", "web-1", ("prod",), Online()), HostRef("h2", "dev-1", ("dev",), Online())]  # type: ignore[arg-type]
+
+    class Directory:
+        async def all(self) -> list[HostRef]:
+            return hosts
+
+    stacks = StackService(
+        store,
+        AgentStore(db),
+        Directory(),
+        launches,
+        AuditStore(db),
+        lambda: 5.0,
+        credentials=svc.for_images,  # type: ignore[arg-type]
+    )
+    await stacks.save(admin(), "shop", PRIVATE_STACK, "REG=127.0.0.1:5000\n")
+    await stacks.deploy(admin(), "shop", "h1")
+    await store.settle((await store.unsettled("h1"))[0].id, "done", services=[], error=None, now=6.0)
+    await stacks.deploy(admin(), "shop", "h2")
+    prod, dev = launches.params
+    assert prod["auth"] == {
+        "127.0.0.1:5000": {"username": "prod-user", "password": "prod-pw", "serveraddress": "127.0.0.1:5000"}
+    }
+    assert dev["auth"] == {"ghcr.io": {"username": "gh", "password": "gh-pw", "serveraddress": "ghcr.io"}}
+    async with db.read() as conn:
+        tables = await conn.run_sync(lambda c: sa.inspect(c).get_table_names())
+        rows = [r for t in tables for r in await conn.execute(sa.text(f'SELECT * FROM "{t}"'))]
+    assert "prod-pw" not in repr(rows)
+    assert "gh-pw" not in repr(rows)
