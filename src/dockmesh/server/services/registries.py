@@ -167,16 +167,24 @@ class RegistryService:
         server = rules.Address(record.registry, record.path).server
         return {"username": record.username, "password": password, "serveraddress": server}
 
-    async def for_images(self, host: HostRef, images: Iterable[str]) -> dict[str, dict[str, str]]:
-        """Registry (as the images write it) → credential, for the registries these images need on
-        `host`; registries without a matching credential are left out (pulled anonymously)."""
+    async def chooser(self, images: Iterable[str]) -> Callable[[HostRef], dict[str, dict[str, str]]]:
+        """Read the credentials these images' registries have once; the result picks for one host
+        (a selection of many hosts costs one query, not one per host)."""
         refs = list(images)
         wanted = {rules.parse_image(ref).registry for ref in refs}
         records = {r.id: r for r in await self._store.all() if r.registry in wanted}
-        chosen = rules.pick_for_images(
-            (candidate(r) for r in records.values()), refs, host.id, host.name, host.tags
-        )
-        return {registry: self._auth(records[c.id]) for registry, c in chosen.items()}
+        candidates = [candidate(r) for r in records.values()]
+
+        def for_host(host: HostRef) -> dict[str, dict[str, str]]:
+            chosen = rules.pick_for_images(candidates, refs, host.id, host.name, host.tags)
+            return {registry: self._auth(records[c.id]) for registry, c in chosen.items()}
+
+        return for_host
+
+    async def for_images(self, host: HostRef, images: Iterable[str]) -> dict[str, dict[str, str]]:
+        """Registry (as the images write it) → credential, for the registries these images need on
+        `host`; registries without a matching credential are left out (pulled anonymously)."""
+        return (await self.chooser(images))(host)
 
     async def for_image(self, host: HostRef, image: str) -> dict[str, str] | None:
         """The credential to pull one image on `host`, or None."""
