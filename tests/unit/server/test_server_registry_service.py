@@ -12,9 +12,10 @@ import pytest
 import sqlalchemy as sa
 
 from dockmesh.server.directory import HostRef
-from dockmesh.server.services.errors import Forbidden, Invalid, NotFound, Unavailable
+from dockmesh.server.services.deploys import deploy_params
+from dockmesh.server.services.errors import Forbidden, Invalid, NotFound, TooLarge, Unavailable
 from dockmesh.server.services.registries import RegistryService, view
-from dockmesh.server.services.stacks import StackService
+from dockmesh.server.services.stacks import StackService, check_auth_fits
 from dockmesh.server.vault import KEY_FILE, Vault
 from dockmesh.store import Database
 from dockmesh.store.agents import AgentStore
@@ -196,3 +197,16 @@ async def test_a_deploy_sends_the_host_its_own_credentials_and_stores_none(
         rows = [r for t in tables for r in await conn.execute(sa.text(f'SELECT * FROM "{t}"'))]
     assert "prod-pw" not in repr(rows)
     assert "gh-pw" not in repr(rows)
+
+
+def test_a_deploy_whose_credentials_the_agent_or_the_link_would_refuse_is_refused_first() -> None:
+    params = deploy_params("d", "shop", "services: {}\n", "", allow_privileged=False)
+    one = {"username": "u", "password": SECRET, "serveraddress": "r"}
+    check_auth_fits(params, {f"r{i}.io": one for i in range(16)})
+    with pytest.raises(Invalid) as many:
+        check_auth_fits(params, {f"r{i}.io": one for i in range(17)})
+    assert many.value.code == "too_many_registries"
+    big = deploy_params("d", "shop", "x" * ((1 << 20) - 2000), "", allow_privileged=False)
+    with pytest.raises(TooLarge) as large:
+        check_auth_fits(big, {"r.io": {**one, "password": "p" * 4096}})
+    assert SECRET not in large.value.message

@@ -56,6 +56,26 @@ class StackDetail:
     deployments: list[Deployment]
 
 
+MAX_REGISTRIES = 16  # what the agent takes in one deploy's `auth` (docs/stacks.md)
+
+
+def check_auth_fits(params: dict[str, Any], auth: dict[str, dict[str, str]]) -> None:
+    """Refuse, before anything is recorded, a deploy whose credentials the agent or the link would refuse."""
+    if len(auth) > MAX_REGISTRIES:
+        raise Invalid(
+            "too_many_registries",
+            f"the stack's images need credentials for {len(auth)} registries; a deploy carries at most "
+            f"{MAX_REGISTRIES}",
+        )
+    size = len(frames.open_frame(0xFFFFFFFF, Stacks.DEPLOY, {**params, "auth": auth}, None))
+    if size > Limits().max_frame:
+        raise TooLarge(
+            "too_large",
+            f"the stack with its registry credentials is {size} bytes, over the link's frame of "
+            f"{Limits().max_frame}: shorten the compose file or the tokens",
+        )
+
+
 def open_frame_size(name: str, compose: str, env: str) -> int:
     """Bytes of the `stacks.deploy` OPEN frame this text makes (the deploy id at its longest)."""
     params = deploy_params("x" * 64, name, compose, env, allow_privileged=False)
@@ -250,8 +270,13 @@ class StackService:
         # Picked for this host before anything is recorded (an unreadable credential refuses the deploy);
         # sent with this one stream only, never stored with the deployment.
         auth = await self._credentials(host, images) if self._credentials is not None else {}
+        deploy_id = str(uuid.uuid4())
+        params = deploy_params(deploy_id, name, current.compose, current.env, record.allow_privileged)
+        if auth:
+            check_auth_fits(params, auth)
+            params["auth"] = auth
         deployment = Deployment(
-            str(uuid.uuid4()), name, host.id, current.number, "pending", caller.username, self._clock()
+            deploy_id, name, host.id, current.number, "pending", caller.username, self._clock()
         )
         try:
             await self._store.start_deployment(deployment)
@@ -268,9 +293,6 @@ class StackService:
             f"{host.id}/{name}",
             {"deploy_id": deployment.id, "revision": current.number},
         )
-        params = deploy_params(deployment.id, name, current.compose, current.env, record.allow_privileged)
-        if auth:
-            params["auth"] = auth
         self.deployer.launch(deployment, host.link, params)
         return deployment
 
