@@ -39,6 +39,7 @@ def test_main_pages_fit_the_window(
         "/volumes",
         "/images",
         "/networks",
+        "/registries",
     ]
     for path in paths:
         page.goto(path)

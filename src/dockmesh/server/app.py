@@ -29,6 +29,7 @@ from dockmesh.server.api import (
     meta,
     metrics,
     objects,
+    registries,
     stacks,
 )
 from dockmesh.server.api import users as users_api
@@ -44,16 +45,19 @@ from dockmesh.server.localhost import LocalHost
 from dockmesh.server.looplag import LoopLag
 from dockmesh.server.routes import RouteSpec, RouteTable
 from dockmesh.server.services.deploys import Deployer
+from dockmesh.server.services.registries import RegistryService
 from dockmesh.server.services.stacks import StackService
 from dockmesh.server.services.users import UserService
 from dockmesh.server.tokens import FailureLimiter
 from dockmesh.server.tuning import share_tls_read_buffer, tune_gc
+from dockmesh.server.vault import Vault
 from dockmesh.server.web import pages
 from dockmesh.server.web.render import page_errors
 from dockmesh.server.web.session import WEB_SECRET, load_or_create_secret
 from dockmesh.store.agents import AgentStore
 from dockmesh.store.audit import AuditStore
 from dockmesh.store.db import Database
+from dockmesh.store.registries import CredentialStore
 from dockmesh.store.stacks import StackStore
 from dockmesh.store.users import UserStore
 
@@ -68,6 +72,7 @@ HTTP_TABLES: tuple[RouteTable, ...] = (
     containers.routes,
     stacks.routes,
     objects.routes,
+    registries.routes,
     dashboard.routes,
     install.routes,
     users_api.routes,
@@ -80,6 +85,7 @@ HTTP_TABLES: tuple[RouteTable, ...] = (
     pages.stacks.routes,
     pages.roles.routes,
     pages.users.routes,
+    pages.registries.routes,
     pages.static.routes,
 )
 
@@ -119,6 +125,7 @@ async def build_context(config: ServerConfig, clock: Callable[[], float] = time.
     # A host that says hello may have finished deploys while it was away: settle them now.
     gateway.on_online.append(deployer.host_online)
     accounts = Accounts(users, clock)
+    registries = RegistryService(CredentialStore(db), Vault.load_or_create(config.data_dir), clock)
     return ServerContext(
         config=config,
         clock=clock,
@@ -134,8 +141,11 @@ async def build_context(config: ServerConfig, clock: Callable[[], float] = time.
         local=local,
         directory=directory,
         loop_lag=LoopLag(),
-        stacks=StackService(stack_store, agent_store, directory, deployer, audit, clock),
+        stacks=StackService(
+            stack_store, agent_store, directory, deployer, audit, clock, credentials=registries.for_images
+        ),
         users_service=UserService(users, accounts, audit, directory, clock),
+        registries=registries,
         web_tls=web_tls(config, ca),
     )
 

@@ -165,3 +165,21 @@ token_roles = sa.Table(
     sa.Column("token_id", sa.Text, sa.ForeignKey("script_tokens.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("role_id", sa.Integer, sa.ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True),
 )
+
+# Registry credentials (issue 11). `secret` is the password sealed with the key in the data dir
+# (server/vault.py); the key itself is never in the database. `registry`/`path` are the normalised address
+# (server/registries.py), `scope` a host selector's canonical text ("all" when unscoped).
+registry_credentials = sa.Table(
+    "registry_credentials",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("registry", sa.Text, nullable=False),
+    sa.Column("path", sa.Text, nullable=False, server_default=""),
+    sa.Column("username", sa.Text, nullable=False),
+    sa.Column("secret", sa.Text, nullable=False),
+    sa.Column("scope", sa.Text, nullable=False, server_default="all"),
+    sa.Column("created_by", sa.Text, nullable=False),
+    sa.Column("created_at", _TIME, nullable=False),
+    sa.Column("updated_at", _TIME, nullable=False),
+    sa.Index("registry_credentials_registry", "registry"),
+)

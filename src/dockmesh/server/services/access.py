@@ -196,3 +196,8 @@ def effective(caller: Caller, hosts: Sequence[HostRef]) -> list[HostAccess]:
 
 def global_permissions(caller: Caller) -> list[str]:
     return sorted(p for p in PERMISSIONS if has_global(caller, p))
+
+
+def check_permission(caller: Caller, permission: str) -> None:
+    """The caller holds `permission` for something not on a host (e.g. `registries.manage`): a global one."""
+    require_global(caller, permission)

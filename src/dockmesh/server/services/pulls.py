@@ -114,10 +114,19 @@ class Pull:
             self.stream.cancel()
 
 
+def pull_params(image: str, auth: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """The `images.pull` params: the image and, if one matched the host, its registry credential."""
+    params: dict[str, Any] = {"image": image}
+    if auth:
+        params["auth"] = next(iter(auth.values()))
+    return params
+
+
 async def start_pull(c: ServerContext, user: UserRecord, host_id: str, image: str) -> Pull:
     host, link = await reach(c, user, host_id)
+    params = pull_params(image, await c.registries.for_images(host, [image]))
     try:
-        stream = link.open_stream(Objects.IMAGES_PULL, {"image": image})
+        stream = link.open_stream(Objects.IMAGES_PULL, params)
     except LinkClosed:
         raise ApiError(503, "host_offline", f"host {host.name!r} is offline") from None
     pull = Pull(host, stream)
@@ -132,6 +141,8 @@ async def pull_many(
     """Pull on every selected host at once: their progress lines, then one `result` line with
     `items` (each host's image id) and `hosts` (every selected host's outcome)."""
     hosts = await select_hosts(c, user, selector)
+    # Picked per host: a selection sends each host its own credential, or none.
+    credentials_for = await c.registries.chooser([image])
     started = time.perf_counter()
     queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(PULL_QUEUE)
     outcomes: dict[str, HostOutcome] = {}
@@ -146,7 +157,12 @@ async def pull_many(
             settle(host, "offline", f"host {host.name!r} is offline")
             return
         try:
-            pull = Pull(host, host.link.open_stream(Objects.IMAGES_PULL, {"image": image}))
+            params = pull_params(image, credentials_for(host))
+        except ApiError as exc:
+            settle(host, "error", exc.message)
+            return
+        try:
+            pull = Pull(host, host.link.open_stream(Objects.IMAGES_PULL, params))
         except LinkClosed:
             settle(host, "offline", f"host {host.name!r} is offline")
             return

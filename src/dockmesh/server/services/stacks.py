@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,8 @@ MAX_TEXT = 1 << 20  # compose.yaml and .env together, in bytes
 # for the registry credentials a deploy may add.
 MAX_OPEN = Limits().max_frame - 64 * 1024
 ACTION_TIMEOUT = 120.0  # stop/start/down of a whole stack: each container's stop grace, in order
+# Registry credentials for a deploy: (host, images) → registry → {username, password, serveraddress}.
+Credentials = Callable[[HostRef, list[str]], Awaitable[dict[str, dict[str, str]]]]
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,26 @@ class StackDetail:
     current: Revision
     placements: list[Placement]
     deployments: list[Deployment]
+
+
+MAX_REGISTRIES = 16  # what the agent takes in one deploy's `auth` (docs/stacks.md)
+
+
+def check_auth_fits(params: dict[str, Any], auth: dict[str, dict[str, str]]) -> None:
+    """Refuse, before anything is recorded, a deploy whose credentials the agent or the link would refuse."""
+    if len(auth) > MAX_REGISTRIES:
+        raise Invalid(
+            "too_many_registries",
+            f"the stack's images need credentials for {len(auth)} registries; a deploy carries at most "
+            f"{MAX_REGISTRIES}",
+        )
+    size = len(frames.open_frame(0xFFFFFFFF, Stacks.DEPLOY, {**params, "auth": auth}, None))
+    if size > Limits().max_frame:
+        raise TooLarge(
+            "too_large",
+            f"the stack with its registry credentials is {size} bytes, over the link's frame of "
+            f"{Limits().max_frame}: shorten the compose file or the tokens",
+        )
 
 
 def open_frame_size(name: str, compose: str, env: str) -> int:
@@ -80,7 +102,9 @@ class StackService:
         deployer: Deployer,
         audit: AuditStore,
         clock: Callable[[], float],
+        credentials: Credentials | None = None,
     ) -> None:
+        self._credentials = credentials
         self._store = store
         self._agents = agents
         self._directory = directory
@@ -264,15 +288,23 @@ class StackService:
                 )
         current = await self._store.revision(name)
         assert current is not None
-        await asyncio.to_thread(
+        images = await asyncio.to_thread(
             compose_check.validate,
             name,
             current.compose,
             current.env,
             allow_privileged=record.allow_privileged,
         )
+        # Picked for this host before anything is recorded (an unreadable credential refuses the deploy);
+        # sent with this one stream only, never stored with the deployment.
+        auth = await self._credentials(host, images) if self._credentials is not None else {}
+        deploy_id = str(uuid.uuid4())
+        params = deploy_params(deploy_id, name, current.compose, current.env, record.allow_privileged)
+        if auth:
+            check_auth_fits(params, auth)
+            params["auth"] = auth
         deployment = Deployment(
-            str(uuid.uuid4()), name, host.id, current.number, "pending", caller.username, self._clock()
+            deploy_id, name, host.id, current.number, "pending", caller.username, self._clock()
         )
         try:
             await self._store.start_deployment(deployment)
@@ -289,7 +321,6 @@ class StackService:
             f"{host.id}/{name}",
             {"deploy_id": deployment.id, "revision": current.number},
         )
-        params = deploy_params(deployment.id, name, current.compose, current.env, record.allow_privileged)
         self.deployer.launch(deployment, host.link, params)
         return deployment
 

@@ -55,6 +55,7 @@ NAV = (
 ADMIN_NAV = (
     ("users", "/users", "Users"),
     ("roles", "/roles", "Roles"),
+    ("registries", "/registries", "Registries"),
 )
 
 

@@ -1,5 +1,27 @@
 """Page handlers, one module per area; each declares its routes in a RouteTable tagged "web"."""
 
-from dockmesh.server.web.pages import agents, auth, dashboard, fleet, hosts, roles, stacks, static, users
+from dockmesh.server.web.pages import (
+    agents,
+    auth,
+    dashboard,
+    fleet,
+    hosts,
+    registries,
+    roles,
+    stacks,
+    static,
+    users,
+)
 
-__all__ = ["agents", "auth", "dashboard", "fleet", "hosts", "roles", "stacks", "static", "users"]
+__all__ = [
+    "agents",
+    "auth",
+    "dashboard",
+    "fleet",
+    "hosts",
+    "registries",
+    "roles",
+    "stacks",
+    "static",
+    "users",
+]
