@@ -170,7 +170,7 @@ async def test_migration_0003_upgrades_an_existing_database(database_url: str) -
         await old.close()
     db = await Database.open(database_url)
     try:
-        assert await migrate.current(db) == migrate.head() == "0003"
+        assert await migrate.current(db) == migrate.head() == "0005"
         assert [a.name for a in await AgentStore(db).all()] == ["web-1"]
         record, _ = await StackStore(db).save("web", V1, "", "admin", 1.0)
         assert record.revision == 1
