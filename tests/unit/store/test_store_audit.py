@@ -51,13 +51,18 @@ async def test_concurrent_writers_keep_one_chain(db: Database) -> None:
 async def test_a_rolled_back_write_leaves_no_gap(db: Database) -> None:
     store = AuditStore(db)
     await _fill(store, 2)
-    with pytest.raises(RuntimeError):
+
+    async def abandoned() -> None:
         async with db.write() as conn:
             await conn.execute(AuditEvent(1.0, "admin", "x", "y").insert())
             raise RuntimeError("abandoned")
+
+    with pytest.raises(RuntimeError):
+        await abandoned()
     await _fill(store, 1)
     verdict = await store.verify()
-    assert verdict.ok and verdict.count == 3
+    assert verdict.ok
+    assert verdict.count == 3
 
 
 async def test_editing_a_detail_is_found_and_named(db: Database) -> None:
@@ -81,7 +86,8 @@ async def test_editing_content_and_its_digest_breaks_the_hash(db: Database) -> N
             audit.update().where(audit.c.id == victim).values(actor="mallory", digest="0" * 64)
         )
     verdict = await store.verify()
-    assert verdict.broken is not None and (verdict.broken.id, verdict.broken.kind) == (victim, "edited")
+    assert verdict.broken is not None
+    assert (verdict.broken.id, verdict.broken.kind) == (victim, "edited")
 
 
 async def test_deleting_a_row_names_the_row_after_it(db: Database) -> None:
@@ -177,9 +183,11 @@ async def test_migration_0005_chains_existing_rows(database_url: str) -> None:
     try:
         store = AuditStore(db)
         verdict = await store.verify()
-        assert verdict.ok and verdict.count == 5
+        assert verdict.ok
+        assert verdict.count == 5
         await store.add(20.0, "admin", "c", "d")
         verdict = await store.verify()
-        assert verdict.ok and verdict.count == 6
+        assert verdict.ok
+        assert verdict.count == 6
     finally:
         await db.close()
