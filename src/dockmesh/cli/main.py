@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from dockmesh import __version__
-from dockmesh.cli import fleet, stacks
+from dockmesh.cli import audit, fleet, stacks
 from dockmesh.cli.client import CliError, api, call, checked_pin, save_login
 from dockmesh.cli.table import table
 from dockmesh.server.config import ConfigError, ServerConfig
@@ -248,6 +248,7 @@ def parser() -> argparse.ArgumentParser:
     h.set_defaults(func=cmd_hosts)
     fleet.add_parsers(sub)
     stacks.add_parsers(sub)
+    audit.add_parsers(sub)
     return p
 
 

@@ -31,6 +31,7 @@ from dockmesh.server.api import (
     objects,
     stacks,
 )
+from dockmesh.server.api import audit as audit_api
 from dockmesh.server.artifact import Artifacts
 from dockmesh.server.config import ServerConfig
 from dockmesh.server.context import CONTEXT, ServerContext
@@ -66,6 +67,7 @@ HTTP_TABLES: tuple[RouteTable, ...] = (
     containers.routes,
     stacks.routes,
     objects.routes,
+    audit_api.routes,
     dashboard.routes,
     install.routes,
     metrics.routes,
