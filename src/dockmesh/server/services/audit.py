@@ -12,6 +12,10 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from aiohttp import web
+
+from dockmesh.server.clients import client_address
+from dockmesh.server.context import ServerContext
 from dockmesh.server.services.access import Caller
 from dockmesh.server.services.errors import Forbidden, Invalid
 from dockmesh.store.audit import MAX_PAGE, AuditEntry, AuditFilter, AuditStore, Verdict
@@ -92,3 +96,14 @@ class AuditService:
     async def verify(self, caller: Caller) -> Verdict:
         _require_admin(caller)
         return await self._store.verify()
+
+
+async def record_login(c: ServerContext, request: web.Request, username: str, *, ok: bool) -> None:
+    """A login attempt, right or wrong (the limiter bounds how many wrong ones a client can add)."""
+    address = client_address(request, c.config.trusted_proxies)
+    detail = {
+        "from": str(address) if address is not None else None,
+        "via": "api" if request.path.startswith("/api/") else "form",
+    }
+    outcome = "ok" if ok else "denied"
+    await c.audit.add(c.clock(), username, "auth.login", username, detail, outcome=outcome)
