@@ -77,6 +77,7 @@ HTTP_TABLES: tuple[RouteTable, ...] = (
     pages.hosts.routes,
     pages.fleet.routes,
     pages.stacks.routes,
+    pages.audit.routes,
     pages.static.routes,
 )
 

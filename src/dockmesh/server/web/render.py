@@ -49,6 +49,7 @@ NAV = (
     ("volumes", "/volumes", "Volumes"),
     ("images", "/images", "Images"),
     ("networks", "/networks", "Networks"),
+    ("audit", "/audit", "Audit"),
 )
 
 

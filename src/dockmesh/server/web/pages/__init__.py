@@ -1,5 +1,5 @@
 """Page handlers, one module per area; each declares its routes in a RouteTable tagged "web"."""
 
-from dockmesh.server.web.pages import agents, auth, dashboard, fleet, hosts, stacks, static
+from dockmesh.server.web.pages import agents, audit, auth, dashboard, fleet, hosts, stacks, static
 
-__all__ = ["agents", "auth", "dashboard", "fleet", "hosts", "stacks", "static"]
+__all__ = ["agents", "audit", "auth", "dashboard", "fleet", "hosts", "stacks", "static"]
