@@ -65,7 +65,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return 1
     broken = verdict.broken
     if broken is None:
-        print(f"OK: {verdict.count} audit rows, the chain is intact")
+        rows = "row" if verdict.count == 1 else "rows"
+        print(f"OK: {verdict.count} audit {rows}, the chain is intact")
         return 0
     where = f"row {broken.id} ({_when(broken.at)}, position {broken.seq})" if broken.id else "the chain head"
     print(f"BROKEN at {where}: {broken.kind}: {broken.message} ({verdict.count} rows verified before it)")
