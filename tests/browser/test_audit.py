@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Callable
 
@@ -42,6 +43,7 @@ def test_audit_page_filters_and_verifies_the_chain(
 
     page.get_by_role("button", name="Verify chain").click()
     expect(page.locator("#audit-verdict")).to_have_text("Chain intact: 2 rows verify.")
+    expect(page.locator("#audit-head code")).to_have_text(re.compile(r"^[0-9a-f]{64}$"))
 
     db = sqlite3.connect(server.data_dir / "dockmesh.db")
     try:

@@ -124,10 +124,10 @@ def test_sessions_and_changes_are_recorded_with_their_host_and_no_secret(
     assert any(r["action"] == "agent.create" and r["host"] == created["id"] for r in rows)
 
     verdict = api.get("/api/v1/audit/verify")
-    assert verdict == {"ok": True, "count": len(rows), "broken": None}
+    assert verdict == {"ok": True, "count": len(rows), "broken": None, "head": rows[-1]["hash"]}
     result = verify_cli(server)
     assert (result.returncode, result.stdout.split(":")[0]) == (0, "OK"), result.stderr
-    assert f"{len(rows)} audit rows" in result.stdout
+    assert f"{len(rows)} audit rows, the chain is intact; head {rows[-1]['hash']}" in result.stdout
 
     victim = next(r for r in rows if r["action"] == "container.exec")
     asyncio.run(_edit(database_url(server), victim["id"], '{"program":"true"}'))

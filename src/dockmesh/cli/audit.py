@@ -66,7 +66,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     broken = verdict.broken
     if broken is None:
         rows = "row" if verdict.count == 1 else "rows"
-        print(f"OK: {verdict.count} audit {rows}, the chain is intact")
+        print(f"OK: {verdict.count} audit {rows}, the chain is intact; head {verdict.head}")
         return 0
     where = f"row {broken.id} ({_when(broken.at)}, position {broken.seq})" if broken.id else "the chain head"
     print(f"BROKEN at {where}: {broken.kind}: {broken.message} ({verdict.count} rows verified before it)")

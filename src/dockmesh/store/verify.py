@@ -32,6 +32,7 @@ class Break:
 class Verdict:
     count: int
     broken: Break | None
+    head: str | None = None  # the newest row's hash when intact: kept elsewhere, it anchors this state
 
     @property
     def ok(self) -> bool:
@@ -90,7 +91,7 @@ async def _walk(conn: AsyncConnection, batch: int) -> Verdict:
         if len(rows) < batch:
             break
     if head.seq == count and head.hash == prev:
-        return Verdict(count, None)
+        return Verdict(count, None, prev)
     if head.seq > count:
         missing = head.seq - count
         message = f"the newest {missing} row(s) are missing: the head records {head.seq} rows"

@@ -77,7 +77,7 @@ def entry_view(entry: AuditEntry) -> dict[str, Any]:
 
 def verdict_view(verdict: Verdict) -> dict[str, Any]:
     broken = asdict(verdict.broken) if verdict.broken else None
-    return {"ok": verdict.ok, "count": verdict.count, "broken": broken}
+    return {"ok": verdict.ok, "count": verdict.count, "broken": broken, "head": verdict.head}
 
 
 def _require_admin(caller: Caller) -> None:
