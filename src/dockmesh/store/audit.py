@@ -22,7 +22,7 @@ __all__ = ["AuditEntry", "AuditEvent", "AuditFilter", "AuditStore", "Break", "Ve
 
 MAX_PAGE = 500
 MAX_DETAIL = 8192  # characters of detail JSON; an audit row records a decision, not a payload
-_SECRET_KEY = re.compile(r"pass|secret|token|credential|private|auth", re.IGNORECASE)
+_SECRET_KEY = re.compile(r"pass|secret|token|credential|private.?key|authorization|^auth$", re.IGNORECASE)
 REDACTED = "[redacted]"
 
 

@@ -21,6 +21,7 @@ from dockmesh.server.services.errors import Forbidden, Invalid
 from dockmesh.store.audit import MAX_PAGE, AuditEntry, AuditFilter, AuditStore, Verdict
 
 DEFAULT_PAGE = 100
+UNKNOWN_USER = "(unknown user)"
 MAX_FILTER = 256
 FILTERS = ("actor", "action", "host", "outcome", "since", "until", "cursor", "limit")
 _EPOCH = re.compile(r"[0-9]{1,12}(\.[0-9]{1,6})?")
@@ -99,7 +100,13 @@ class AuditService:
 
 
 async def record_login(c: ServerContext, request: web.Request, username: str, *, ok: bool) -> None:
-    """A login attempt, right or wrong (the limiter bounds how many wrong ones a client can add)."""
+    """A login attempt, right or wrong (the limiter bounds how many wrong ones a client can add).
+
+    A wrong one names the user only if that user exists: an unknown "username" is often a password typed
+    into the wrong field, and must not land in the log.
+    """
+    if not ok and await c.users.by_username(username) is None:
+        username = UNKNOWN_USER
     address = client_address(request, c.config.trusted_proxies)
     detail = {
         "from": str(address) if address is not None else None,
