@@ -191,3 +191,20 @@ async def test_migration_0005_chains_existing_rows(database_url: str) -> None:
         assert verdict.count == 6
     finally:
         await db.close()
+
+
+async def test_migration_0005_downgrades_and_upgrades_again(database_url: str) -> None:
+    from alembic import command
+
+    db = await Database.open(database_url)
+    try:
+        await AuditStore(db).add(1.0, "admin", "host.tags", "h1", host="h1")
+        async with db.write() as conn:
+            await conn.run_sync(lambda c: command.downgrade(migrate.config(c), "0003"))
+        assert await migrate.current(db) == "0003"
+        await migrate.upgrade(db)
+        verdict = await AuditStore(db).verify()
+        assert verdict.ok
+        assert verdict.count == 1
+    finally:
+        await db.close()
