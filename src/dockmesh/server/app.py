@@ -32,6 +32,7 @@ from dockmesh.server.api import (
     registries,
     stacks,
 )
+from dockmesh.server.api import audit as audit_api
 from dockmesh.server.api import users as users_api
 from dockmesh.server.artifact import Artifacts
 from dockmesh.server.config import ServerConfig
@@ -73,6 +74,7 @@ HTTP_TABLES: tuple[RouteTable, ...] = (
     stacks.routes,
     objects.routes,
     registries.routes,
+    audit_api.routes,
     dashboard.routes,
     install.routes,
     users_api.routes,
@@ -86,6 +88,7 @@ HTTP_TABLES: tuple[RouteTable, ...] = (
     pages.roles.routes,
     pages.users.routes,
     pages.registries.routes,
+    pages.audit.routes,
     pages.static.routes,
 )
 

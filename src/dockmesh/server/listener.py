@@ -49,7 +49,9 @@ async def _redeem(c: ServerContext, key: str, body: dict[str, Any], client: str)
     except CsrError as exc:
         raise ApiError(400, "bad_csr", str(exc)) from None
     # The UPDATE only matches while the token is still pending: of concurrent redeemers exactly one wins.
-    audit = AuditEvent(now, "agent", "agent.enroll", record.id, {"name": record.name, "from": client})
+    audit = AuditEvent(
+        now, "agent", "agent.enroll", record.id, {"name": record.name, "from": client}, host=record.id
+    )
     if not await c.agents.redeem(
         record.id, token_hash(token), cert_record(cert), clean_facts(body.get("host")), now, audit
     ):

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from dockmesh.store import chain
 from dockmesh.store.url import async_url, redact
 
 _PRAGMAS = (
@@ -43,6 +44,8 @@ def _sqlite_setup(engine: AsyncEngine) -> None:
         for pragma in _PRAGMAS:
             cur.execute(pragma)
         cur.close()
+        # The audit chain trigger links each row with it (PostgreSQL has sha256() built in).
+        dbapi_conn.create_function(chain.SQL_FUNCTION, 1, chain.sha256_hex, deterministic=True)
 
     @event.listens_for(engine.sync_engine, "begin")
     def begin(conn: sa.Connection) -> None:

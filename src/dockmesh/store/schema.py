@@ -61,6 +61,25 @@ audit = sa.Table(
     sa.Column("action", sa.Text, nullable=False),
     sa.Column("target", sa.Text, nullable=False),
     sa.Column("detail", sa.Text, nullable=False, server_default="{}"),
+    # Issue 11: the host the action addressed, its outcome, and the hash chain (store/chain.py). `seq`,
+    # `prev_hash` and `hash` are set by the database's trigger under the chain-head lock, not by the writer.
+    sa.Column("host", sa.Text),
+    sa.Column("outcome", sa.Text, nullable=False, server_default="ok"),
+    sa.Column("digest", sa.Text),
+    sa.Column("seq", sa.BigInteger, unique=True),
+    sa.Column("prev_hash", sa.Text),
+    sa.Column("hash", sa.Text),
+    sa.Index("audit_at", "at"),
+)
+
+# The one row naming the newest link of the audit chain: its lock serialises audit writers on PostgreSQL,
+# and it is what shows that rows were cut off the end.
+audit_head = sa.Table(
+    "audit_head",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.Text, nullable=False),
 )
 
 # Counters other replicas read to know whether their caches are stale (see AgentStore.all).

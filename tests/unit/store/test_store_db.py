@@ -10,8 +10,8 @@ from tests.unit.store.legacy import legacy_database
 
 from dockmesh.store import Database, StoreError, migrate
 from dockmesh.store.agents import AgentState, AgentStore
-from dockmesh.store.audit import AuditStore
-from dockmesh.store.schema import audit, metadata
+from dockmesh.store.audit import AuditEvent, AuditStore
+from dockmesh.store.schema import metadata
 from dockmesh.store.url import UrlError, async_url, check, redact
 from dockmesh.store.users import UserStore
 
@@ -50,7 +50,7 @@ async def test_reopening_is_idempotent(database_url: str) -> None:
 
 async def _insert_then_fail(db: Database) -> None:
     async with db.write() as conn:
-        await conn.execute(audit.insert().values(at=1, actor="a", action="b", target="c"))
+        await conn.execute(AuditEvent(1.0, "a", "b", "c").insert())
         raise RuntimeError("boom")
 
 

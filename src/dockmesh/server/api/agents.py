@@ -130,7 +130,7 @@ async def create_pending(c: ServerContext, name: str, username: str) -> dict[str
     now = c.clock()
     expires_at = now + c.config.token_ttl
     record = await c.agents.create(name, token_hash(token), expires_at, now)
-    await c.audit.add(now, username, "agent.create", record.id, {"name": name})
+    await c.audit.add(now, username, "agent.create", record.id, {"name": name}, host=record.id)
     return {**agent_view(c, record), **enrolment(c, token, expires_at)}
 
 
@@ -161,7 +161,7 @@ async def revoke(c: ServerContext, record: AgentRecord, username: str) -> None:
     # Persist first: a crash between the two steps must leave the agent refused, not connected.
     await c.agents.revoke(record.id)
     await c.gateway.disconnect(record.id, CloseCode.UNAUTHORIZED, "agent revoked")
-    await c.audit.add(c.clock(), username, "agent.revoke", record.id, {"name": record.name})
+    await c.audit.add(c.clock(), username, "agent.revoke", record.id, {"name": record.name}, host=record.id)
 
 
 @routes.route(
@@ -183,5 +183,7 @@ async def rotate(c: ServerContext, record: AgentRecord, username: str) -> dict[s
     expires_at = c.clock() + c.config.token_ttl
     await c.agents.rotate_token(record.id, token_hash(token), expires_at)
     await c.gateway.disconnect(record.id, CloseCode.UNAUTHORIZED, "enrolment token rotated")
-    await c.audit.add(c.clock(), username, "agent.rotate_token", record.id, {"name": record.name})
+    await c.audit.add(
+        c.clock(), username, "agent.rotate_token", record.id, {"name": record.name}, host=record.id
+    )
     return enrolment(c, token, expires_at)

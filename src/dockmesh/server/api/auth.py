@@ -11,6 +11,7 @@ from dockmesh.server.clients import limit_key
 from dockmesh.server.context import ctx
 from dockmesh.server.errors import ApiError, Handler, field_str, json_body
 from dockmesh.server.routes import RouteTable, needs_auth
+from dockmesh.server.services.audit import record_login
 from dockmesh.server.web.session import CSRF_HEADER, SAFE_METHODS, WEB_SECRET, csrf_ok, session_token
 from dockmesh.store.users import UserRecord
 
@@ -96,9 +97,10 @@ async def login(request: web.Request) -> web.Response:
             503, "server_busy", "too many logins in progress; retry in a second", headers={"Retry-After": "1"}
         ) from None
     if token is None:
+        await record_login(c, request, username, ok=False)
         raise ApiError(401, "bad_credentials", "wrong username or password")
     c.limiter.forgive(key)
-    await c.audit.add(c.clock(), username, "auth.login", username)
+    await record_login(c, request, username, ok=True)
     return web.json_response({"token": token})
 
 

@@ -58,15 +58,36 @@ async def inspect(request: web.Request) -> web.Response:
     return web.json_response(result)
 
 
+async def _session(request: web.Request, kind: str, detail: dict[str, Any] | None = None) -> None:
+    """A row for each logs, stats or exec session opened: who watched or ran what, where."""
+    c, host = ctx(request), request.match_info["host"]
+    target = f"{host}/{request.match_info['container']}"
+    await c.audit.add(
+        c.clock(), current_user(request).username, f"container.{kind}", target, detail, host=host
+    )
+
+
 async def _action(request: web.Request, action: str) -> web.Response:
     user = current_user(request)
     c = ctx(request)
-    container = request.match_info["container"]
+    host, container = request.match_info["host"], request.match_info["container"]
+    target = f"{host}/{container}"
     params = {"id": container, "action": action}
-    await _request(request, "containers.action", params, ACTION_TIMEOUT, access.CONTAINERS_MANAGE)
-    await c.audit.add(
-        c.clock(), user.username, f"container.{action}", f"{request.match_info['host']}/{container}"
-    )
+    try:
+        await _request(request, "containers.action", params, ACTION_TIMEOUT, access.CONTAINERS_MANAGE)
+    except ApiError as exc:
+        # Refused or failed on the host: still an attempt to change it, recorded with why.
+        await c.audit.add(
+            c.clock(),
+            user.username,
+            f"container.{action}",
+            target,
+            {"error": exc.code},
+            host=host,
+            outcome="failed",
+        )
+        raise
+    await c.audit.add(c.clock(), user.username, f"container.{action}", target, host=host)
     return web.json_response({"ok": True, "action": action})
 
 
@@ -122,6 +143,7 @@ async def logs(request: web.Request) -> web.StreamResponse:
         first = b""
     except RemoteError as exc:
         raise from_remote(exc.code, exc.message, host_name) from None
+    await _session(request, "logs", {"follow": params["follow"], "tail": params["tail"]})
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/plain; charset=utf-8",
@@ -239,6 +261,7 @@ async def stats(request: web.Request) -> web.StreamResponse:
     host_name, stream = await _open(
         request, "stats", {"id": request.match_info["container"]}, access.CONTAINERS_VIEW
     )
+    await _session(request, "stats")
     ws = StreamSocket(heartbeat=30.0)
     await ws.prepare(request)
     packets = PacketStream(stream)
@@ -262,8 +285,7 @@ async def stats(request: web.Request) -> web.StreamResponse:
 )
 async def exec_(request: web.Request) -> web.StreamResponse:
     check_origin(request)
-    user = current_user(request)
-    c = ctx(request)
+    current_user(request)  # before any work: 401 for a missing login, not a later failure
     cmd = request.query.getall("cmd", ["sh"])
     if not cmd or any(not part or len(part) > 4096 for part in cmd):
         raise ApiError(400, "invalid_cmd", "'cmd' parts must be non-empty strings")
@@ -277,13 +299,8 @@ async def exec_(request: web.Request) -> web.StreamResponse:
         if size is not None:
             params[key] = size
     host_name, stream = await _open(request, "exec", params, access.CONTAINERS_EXEC)
-    await c.audit.add(
-        c.clock(),
-        user.username,
-        "container.exec",
-        f"{request.match_info['host']}/{params['id']}",
-        {"cmd": cmd},
-    )
+    # The program, not its arguments: `sh -c 'mysql -p…'` must not put a password in the log.
+    await _session(request, "exec", {"program": cmd[0][:256], "args": len(cmd) - 1, "tty": params["tty"]})
     ws = StreamSocket(heartbeat=30.0, max_msg_size=EXEC_MAX_MESSAGE)
     await ws.prepare(request)
     packets = PacketStream(stream)

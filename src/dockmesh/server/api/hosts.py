@@ -130,5 +130,5 @@ async def set_tags(c: ServerContext, caller: Caller, host_id: str, tags: Any) ->
         raise ApiError(404, "host_not_found", f"no host with id {host_id!r}")
     unique = sorted(set(tags))
     await c.agents.set_tags(host_id, unique)
-    await c.audit.add(c.clock(), caller.username, "host.tags", host_id, {"tags": unique})
+    await c.audit.add(c.clock(), caller.username, "host.tags", host_id, {"tags": unique}, host=host_id)
     return unique

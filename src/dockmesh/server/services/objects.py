@@ -70,22 +70,28 @@ async def _ask(
 
 
 async def audit(
-    c: ServerContext, user: UserRecord, action: str, target: str, detail: dict[str, Any] | None = None
+    c: ServerContext,
+    user: UserRecord,
+    action: str,
+    target: str,
+    detail: dict[str, Any] | None = None,
+    *,
+    host: str | None = None,
 ) -> None:
-    await c.audit.add(c.clock(), user.username, action, target, detail)
+    await c.audit.add(c.clock(), user.username, action, target, detail, host=host)
 
 
 async def create_volume(
     c: ServerContext, user: UserRecord, host_id: str, name: str, driver: str = "local"
 ) -> dict[str, Any]:
     host, row = await _ask(c, user, host_id, Objects.VOLUMES_CREATE, {"name": name, "driver": driver})
-    await audit(c, user, "volume.create", f"{host.id}/{name}", {"driver": driver})
+    await audit(c, user, "volume.create", f"{host.id}/{name}", {"driver": driver}, host=host.id)
     return {**row, "host": host.summary()} if isinstance(row, dict) else {"name": name}
 
 
 async def remove_volume(c: ServerContext, user: UserRecord, host_id: str, name: str) -> None:
     host, _ = await _ask(c, user, host_id, Objects.VOLUMES_REMOVE, {"name": name})
-    await audit(c, user, "volume.remove", f"{host.id}/{name}")
+    await audit(c, user, "volume.remove", f"{host.id}/{name}", host=host.id)
 
 
 async def create_network(
@@ -98,20 +104,22 @@ async def create_network(
 ) -> dict[str, Any]:
     params = {"name": name, "driver": driver, "internal": internal}
     host, row = await _ask(c, user, host_id, Objects.NETWORKS_CREATE, params)
-    await audit(c, user, "network.create", f"{host.id}/{name}", {"driver": driver, "internal": internal})
+    await audit(
+        c, user, "network.create", f"{host.id}/{name}", {"driver": driver, "internal": internal}, host=host.id
+    )
     return {**row, "host": host.summary()} if isinstance(row, dict) else {"name": name}
 
 
 async def remove_network(c: ServerContext, user: UserRecord, host_id: str, ref: str) -> None:
     host, _ = await _ask(c, user, host_id, Objects.NETWORKS_REMOVE, {"id": ref})
-    await audit(c, user, "network.remove", f"{host.id}/{ref}")
+    await audit(c, user, "network.remove", f"{host.id}/{ref}", host=host.id)
 
 
 async def remove_image(
     c: ServerContext, user: UserRecord, host_id: str, ref: str, force: bool = False
 ) -> None:
     host, _ = await _ask(c, user, host_id, Objects.IMAGES_REMOVE, {"id": ref, "force": force})
-    await audit(c, user, "image.remove", f"{host.id}/{ref}", {"force": force})
+    await audit(c, user, "image.remove", f"{host.id}/{ref}", {"force": force}, host=host.id)
 
 
 # --- prune -------------------------------------------------------------------------------------
@@ -181,6 +189,7 @@ async def prune(
                 f"{kind[:-1]}.prune",
                 r["host"]["id"],
                 {"removed": len(r["items"]), "failed": len(r["failed"]), "reclaimed": r["reclaimed"]},
+                host=r["host"]["id"],
             )
     return {
         "dry_run": dry_run,

@@ -131,7 +131,7 @@ async def start_pull(c: ServerContext, user: UserRecord, host_id: str, image: st
         raise ApiError(503, "host_offline", f"host {host.name!r} is offline") from None
     pull = Pull(host, stream)
     await pull.start()
-    await audit(c, user, "image.pull", f"{host.id}/{image}")
+    await audit(c, user, "image.pull", f"{host.id}/{image}", host=host.id)
     return pull
 
 
@@ -171,7 +171,7 @@ async def pull_many(
                 if line["type"] == "result":
                     items.append(line)
                     settle(host, "ok", None)
-                    await audit(c, user, "image.pull", f"{host.id}/{image}")
+                    await audit(c, user, "image.pull", f"{host.id}/{image}", host=host.id)
                 elif line["type"] == "error":
                     settle(host, "error", line["message"])
                 else:

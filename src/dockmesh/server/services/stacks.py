@@ -320,6 +320,7 @@ class StackService:
             "stack.deploy",
             f"{host.id}/{name}",
             {"deploy_id": deployment.id, "revision": current.number},
+            host=host.id,
         )
         self.deployer.launch(deployment, host.link, params)
         return deployment
@@ -355,6 +356,7 @@ class StackService:
             "stack.cancel",
             f"{host.id}/{deployment.stack}",
             {"deploy_id": deploy_id},
+            host=host.id,
         )
         return deployment
 
@@ -387,7 +389,9 @@ class StackService:
             {"project": check_name(name)},
             ACTION_TIMEOUT,
         )
-        await self._audit.add(self._clock(), caller.username, f"stack.{action}", f"{host.id}/{name}")
+        await self._audit.add(
+            self._clock(), caller.username, f"stack.{action}", f"{host.id}/{name}", host=host.id
+        )
 
     async def remove(self, caller: Caller, name: str, host_id: str, *, volumes: bool = False) -> None:
         """`down` on one host: containers and networks, the stack's volumes only with `volumes`."""
@@ -403,7 +407,12 @@ class StackService:
         await self._ask(host, Stacks.DOWN, {"project": name, "volumes": volumes}, ACTION_TIMEOUT)
         await self._store.remove_placement(name, host.id)
         await self._audit.add(
-            self._clock(), caller.username, "stack.down", f"{host.id}/{name}", {"volumes": volumes}
+            self._clock(),
+            caller.username,
+            "stack.down",
+            f"{host.id}/{name}",
+            {"volumes": volumes},
+            host=host.id,
         )
 
     async def logs(
@@ -421,6 +430,14 @@ class StackService:
         if not containers:
             raise NotFound("stack_not_found", f"no containers of stack {name!r} on {host.name!r}")
         assert host.link is not None
+        await self._audit.add(
+            self._clock(),
+            caller.username,
+            "stack.logs",
+            f"{host.id}/{name}",
+            {"follow": follow, "containers": len(containers)},
+            host=host.id,
+        )
         return merged_logs(host.link, sorted(containers), follow=follow, tail=tail)
 
 

@@ -56,6 +56,7 @@ ADMIN_NAV = (
     ("users", "/users", "Users"),
     ("roles", "/roles", "Roles"),
     ("registries", "/registries", "Registries"),
+    ("audit", "/audit", "Audit"),
 )
 
 

@@ -2,6 +2,7 @@
 
 from dockmesh.server.web.pages import (
     agents,
+    audit,
     auth,
     dashboard,
     fleet,
@@ -15,6 +16,7 @@ from dockmesh.server.web.pages import (
 
 __all__ = [
     "agents",
+    "audit",
     "auth",
     "dashboard",
     "fleet",

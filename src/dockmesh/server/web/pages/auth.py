@@ -10,6 +10,7 @@ from dockmesh.server.accounts import API_TOKEN_TTL, Busy
 from dockmesh.server.clients import limit_key
 from dockmesh.server.context import ctx
 from dockmesh.server.routes import RouteTable
+from dockmesh.server.services.audit import record_login
 from dockmesh.server.web.render import current_session, render, see_other
 from dockmesh.server.web.session import (
     CSRF_FIELD,
@@ -96,9 +97,11 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         c.limiter.forgive(key)
         return again("The server is busy with other logins; try again in a moment.")
     if token is None:
+        if username and password:
+            await record_login(c, request, username, ok=False)
         return again("Wrong username or password.")
     c.limiter.forgive(key)
-    await c.audit.add(c.clock(), username, "auth.login", username)
+    await record_login(c, request, username, ok=True)
     response = see_other(target)
     set_session_cookie(response, token, secure=secure_cookies(c.config), max_age=API_TOKEN_TTL)
     response.del_cookie("dockmesh_login_csrf", path="/login")
