@@ -29,7 +29,7 @@ from tests.fleet import BUSYBOX_IMAGE, Engine, Fleet, wait_for
 from tests.integration.harness import AgentProc, Api, ServerProc
 from tests.integration.spine import wait_online
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.both_engines, pytest.mark.docker]
 
 OPERATOR = [
     "containers.exec",
