@@ -200,6 +200,8 @@ def fill(path: str, s: Scoped) -> str:
         out = out.replace("{id}", str(s.user_id))
     elif "/networks/{id}" in path:
         out = out.replace("{id}", "n-other")
+    elif path.startswith(("/api/v1/registries/", "/registries/")):
+        out = out.replace("{id}", "1")  # refused before the id is looked up: the permission is global
     if "/volumes/{name}" in path:
         out = out.replace("{name}", "v-other")
     elif path.startswith(("/api/v1/stacks/", "/stacks/")):
@@ -226,6 +228,10 @@ def expect(spec: RouteSpec, s: Scoped) -> str | None:
         return "403"
     if path.startswith(("/api/v1/users", "/api/v1/roles", "/users", "/roles")):
         return "403"  # administration: the user holds no users.manage
+    if path.startswith(("/api/v1/registries", "/registries")):
+        return "403"  # credentials: registries.manage is global, the user's role covers only prod
+    if path.startswith(("/api/v1/audit", "/audit")):
+        return "403"  # the audit log is for administrators
     if key in {("POST", "/api/v1/agents"), ("GET", "/agents/new"), ("POST", "/agents/new")}:
         return "403"  # enrolling needs agents.manage on every host
     if "{" not in path and spec.method == "GET":
@@ -263,6 +269,7 @@ def sample_body(spec: RouteSpec, s: Scoped) -> dict[str, Any] | None:
         "username": "walker",
         "password": "walker-password",
         "permissions": ["hosts.view"],
+        "url": "127.0.0.1:5000",
     }
     schema = spec.body or {}
     props = schema.get("properties", {})

@@ -11,6 +11,7 @@ from dockmesh.server.bodies import check
 from dockmesh.server.context import ctx
 from dockmesh.server.errors import ApiError, json_body
 from dockmesh.server.routes import RouteTable
+from dockmesh.server.services import access
 from dockmesh.server.services.registries import MAX_PASSWORD, MAX_USERNAME, check_password, view
 
 routes = RouteTable("registries")
@@ -45,6 +46,8 @@ UPDATE_BODY = {"type": "object", "properties": _FIELDS, "additionalProperties": 
 
 
 async def _body(request: web.Request, schema: dict[str, Any]) -> dict[str, Any]:
+    # Who may ask comes before what was asked: a refused caller learns nothing from validation errors.
+    access.check_permission(current_user(request), access.REGISTRIES_MANAGE)
     body = await json_body(request, 64 * 1024)
     if "password" in body:
         # Checked here first, with a message that never quotes the value (the schema's would).
