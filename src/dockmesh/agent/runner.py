@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import ssl
@@ -33,6 +34,13 @@ HEALTHY_AFTER = 10.0  # a session up this long resets the backoff: the server is
 RENEW_AT = 2 / 3
 
 
+def refused(exc: BaseException) -> bool:
+    """Whether a failed connect met a closed port (the server's kernel answered, its process is down)."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        exc = exc.os_error
+    return isinstance(exc, ConnectionRefusedError) or getattr(exc, "errno", None) == errno.ECONNREFUSED
+
+
 class Fatal(Exception):
     """Stop for good: retrying cannot help (revoked, expired, bad token, bad config)."""
 
@@ -57,6 +65,7 @@ class Agent:
         self.heartbeat_interval = config.heartbeat_interval
         self._last_error: str | None = None
         self._server_version: str | None = None
+        self._refused = False  # the last connect found nothing listening (see Backoff)
 
     # --- status file (read by `dockmesh-agent status` and the installer) ---------------------
     def _on_phase(self, previous: Phase, phase: Phase) -> None:
@@ -100,7 +109,7 @@ class Agent:
                 if self._clock() - started >= HEALTHY_AFTER:
                     self._backoff.reset()
                 self.lifecycle.to(Phase.BACKOFF)
-                delay = self._backoff.next()
+                delay = self._backoff.next(refused=self._refused)
                 log.info("reconnecting in %.1fs", delay)
                 await asyncio.sleep(delay)
         except Fatal as exc:
@@ -180,6 +189,7 @@ class Agent:
     # --- one session -------------------------------------------------------------------------
     async def _session(self, identity: Identity, host: HostPort) -> int | None:
         """Connect, hello, heartbeat and renew until the link closes; returns the close code."""
+        self._refused = False
         ctx = client_context(self.state.ca.read_bytes(), self.state.cert, self.state.key)
         limits = Limits()
         timeout = aiohttp.ClientWSTimeout(ws_close=5.0)
@@ -227,6 +237,7 @@ class Agent:
         except aiohttp.WSServerHandshakeError as exc:
             self._fail(f"server refused the WebSocket upgrade: HTTP {exc.status} {exc.message}")
         except (TimeoutError, aiohttp.ClientError, OSError, ssl.SSLError) as exc:
+            self._refused = refused(exc)
             self._fail(f"cannot connect to {identity.connect_url}: {exc or type(exc).__name__}")
         return None
 

@@ -35,12 +35,6 @@ def server_extra_missing(exc: ModuleNotFoundError) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
-        from dockmesh.server.app import Server
-        from dockmesh.store import StoreError
-    except ModuleNotFoundError as exc:
-        return server_extra_missing(exc)
-
-    try:
         config = ServerConfig.from_env(
             data_dir=args.data_dir,
             http=args.http,
@@ -56,15 +50,36 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"dockmesh: {exc}", file=sys.stderr)
         return 2
+    from dockmesh.server import listen
+
+    # Before the imports below (seconds on a small machine): agents that dial a restarting server
+    # wait in this socket's backlog instead of being refused and sleeping through a backoff window.
+    try:
+        agent_socket = listen.bind(config.agent_host, config.agent_port)
+    except OSError as exc:
+        print(
+            f"dockmesh: cannot listen for agents on {config.agent_host}:{config.agent_port}: {exc}",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        from dockmesh.server.app import Server
+        from dockmesh.store import StoreError
+    except ModuleNotFoundError as exc:
+        agent_socket.close()
+        return server_extra_missing(exc)
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        asyncio.run(Server(config).run_forever())
+        asyncio.run(Server(config, agent_socket=agent_socket).run_forever())
     except ConfigError as exc:
         print(f"dockmesh: {exc}", file=sys.stderr)
         return 2
     except (OSError, StoreError) as exc:
         print(f"dockmesh: cannot start: {exc}", file=sys.stderr)
         return 1
+    finally:
+        agent_socket.close()  # a no-op once the server's site closed it
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -15,7 +16,7 @@ from aiohttp import web
 
 from dockmesh.pki.ca import CertificateAuthority
 from dockmesh.pki.tls import server_context
-from dockmesh.server import openapi
+from dockmesh.server import listen, openapi
 from dockmesh.server.accesslog import RedactingAccessLogger
 from dockmesh.server.accounts import Accounts
 from dockmesh.server.api import (
@@ -175,8 +176,15 @@ def agent_app(context: ServerContext) -> web.Application:
 class Server:
     """Both listeners of one dockmesh server; `start` returns once they accept connections."""
 
-    def __init__(self, config: ServerConfig, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        clock: Callable[[], float] = time.time,
+        agent_socket: socket.socket | None = None,
+    ) -> None:
         self.config = config
+        # Bound by `dockmesh serve` before the imports (see listen.py); bound in `start` otherwise.
+        self._agent_socket = agent_socket
         self._clock = clock
         self.context: ServerContext | None = None
         self._runners: list[web.AppRunner] = []
@@ -205,13 +213,11 @@ class Server:
             self.config.http_host,
             self.config.http_port,
             ssl_context=tls.context if tls else None,
+            backlog=listen.BACKLOG,
         )
-        agent_site = web.TCPSite(
-            agent_runner,
-            self.config.agent_host,
-            self.config.agent_port,
-            ssl_context=server_context(context.ca),
-        )
+        agent_socket = self._agent_socket or listen.bind(self.config.agent_host, self.config.agent_port)
+        self._agent_socket = None  # the site owns it now and closes it at cleanup
+        agent_site = web.SockSite(agent_runner, agent_socket, ssl_context=server_context(context.ca))
         await http_site.start()
         await agent_site.start()
         self.http_port = _bound_port(http_site)
@@ -245,6 +251,9 @@ class Server:
             )
 
     async def stop(self) -> None:
+        if self._agent_socket is not None:  # start failed before the site took it
+            self._agent_socket.close()
+            self._agent_socket = None
         if self._refresher is not None:
             self._refresher.cancel()
             self._refresher = None
@@ -278,7 +287,7 @@ class Server:
             await self.stop()
 
 
-def _bound_port(site: web.TCPSite) -> int:
+def _bound_port(site: web.BaseSite) -> int:
     server: Any = site._server
     sockets = getattr(server, "sockets", None) or []
     return int(sockets[0].getsockname()[1]) if sockets else 0

@@ -62,3 +62,28 @@ def test_default_rand_stays_within_bounds() -> None:
 
 def test_delay_is_a_float() -> None:
     assert isinstance(Backoff(base=1, cap=2, rand=lambda: 1).next(), float)
+
+
+def test_a_refused_connect_is_retried_within_the_refused_cap() -> None:
+    backoff = Backoff(base=1.0, cap=30.0, rand=lambda: ALMOST_ONE, refused_cap=2.0, refused_tries=60)
+    delays = [backoff.next(refused=True) for _ in range(8)]
+    assert delays == pytest.approx([c * ALMOST_ONE for c in (1, 2, 2, 2, 2, 2, 2, 2)])
+    # The ordinary windows kept growing underneath: an error other than a refusal waits the full window.
+    assert backoff.next() == pytest.approx(30 * ALMOST_ONE)
+
+
+def test_a_long_outage_falls_back_to_the_ordinary_windows() -> None:
+    backoff = Backoff(base=1.0, cap=30.0, rand=lambda: ALMOST_ONE, refused_cap=2.0, refused_tries=3)
+    delays = [backoff.next(refused=True) for _ in range(6)]
+    assert delays == pytest.approx([c * ALMOST_ONE for c in (1, 2, 2, 8, 16, 30)])
+
+
+def test_reset_also_restarts_the_refused_count() -> None:
+    backoff = Backoff(base=1.0, cap=30.0, rand=lambda: ALMOST_ONE, refused_cap=2.0, refused_tries=2)
+    for _ in range(5):
+        backoff.next(refused=True)
+    backoff.reset()
+    assert backoff.refused == 0
+    assert [backoff.next(refused=True) for _ in range(3)] == pytest.approx(
+        [1 * ALMOST_ONE, 2 * ALMOST_ONE, 4 * ALMOST_ONE]
+    )

@@ -334,3 +334,58 @@ async def test_late_followers_see_a_gap_when_the_ring_overflowed() -> None:
     assert events[1]["n"] == 6
     assert events[-1]["type"] == "result"
     assert len(events) == RING + 1
+
+
+class CountingHosts(Hosts):
+    def __init__(self) -> None:
+        super().__init__()
+        self.walks = 0
+
+    async def all(self) -> list[HostRef]:
+        self.walks += 1
+        return await super().all()
+
+
+async def test_a_storm_of_hellos_costs_a_few_queries_and_no_host_walk(wired: Any) -> None:
+    # A restarted server hears its whole fleet within seconds; with nothing unsettled, a hello must not
+    # cost a walk over every host (that made a restart quadratic in the number of agents).
+    store, _, _, cleanup = wired
+    hosts = CountingHosts()
+    d = deployer(store, hosts, cleanup)
+    queries = 0
+    unsettled = store.unsettled
+
+    async def counted(host: str | None = None) -> list[Deployment]:
+        nonlocal queries
+        queries += 1
+        return await unsettled(host)
+
+    store.unsettled = counted  # type: ignore[method-assign]
+    for i in range(500):
+        d.host_online(f"h{i}")
+    await until(lambda: _hellos_settled(d))
+    assert 1 <= queries <= 3
+    assert hosts.walks == 0
+
+
+async def test_a_hello_during_a_storm_still_settles_its_host(wired: Any) -> None:
+    store, hosts, host, cleanup = wired
+    server_link, _ = connect(hosts, host, cleanup)
+    d = deployer(store, hosts, cleanup)
+    run = await begin(store, d, server_link)
+    await until(lambda: _has(host, "d-1"))
+    await server_link.close()
+    await until(lambda: _idle(run))
+    host.job("d-1").finish.set()
+    await until(lambda: _result(host, "d-1"))
+    connect(hosts, host, cleanup)
+    for i in range(200):  # other hosts' hellos around this one's
+        d.host_online(f"other-{i}")
+    d.host_online("h1")
+    events = await collect(run)
+    assert events[-1]["state"] == "done"
+
+
+async def _hellos_settled(d: Deployer) -> bool:
+    task = d._hello_task
+    return task is not None and task.done()

@@ -154,6 +154,10 @@ class Deployer:
         self._reconciling: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        # Hosts that said hello since the last reconcile of hellos: a restarted server hears a whole
+        # fleet at once, and one query then serves them all (one per hello was 1,000 in a second).
+        self._hello_hosts: set[str] = set()
+        self._hello_task: asyncio.Task[None] | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -184,13 +188,17 @@ class Deployer:
 
     def host_online(self, host_id: str) -> None:
         """The gateway's signal that a host said hello: settle what it may have finished meanwhile."""
-        self._spawn(self._reconcile_logged(host_id))
+        self._hello_hosts.add(host_id)
+        if self._hello_task is None or self._hello_task.done():
+            self._hello_task = self._spawn(self._reconcile_hellos())
 
-    async def _reconcile_logged(self, host_id: str) -> None:
-        try:
-            await self.reconcile(host_id)
-        except Exception:
-            log.exception("reconciling the deploys of host %s failed", host_id)
+    async def _reconcile_hellos(self) -> None:
+        while self._hello_hosts:
+            hosts, self._hello_hosts = self._hello_hosts, set()
+            try:
+                await self.reconcile(hosts=hosts)
+            except Exception:
+                log.exception("reconciling the deploys of %d host(s) that said hello failed", len(hosts))
 
     # --- runs ---------------------------------------------------------------------------------
     def get(self, deploy_id: str) -> DeployRun | None:
@@ -285,14 +293,20 @@ class Deployer:
             self._runs.pop(self._finished.popleft(), None)
 
     # --- reconciliation -----------------------------------------------------------------------
-    async def reconcile(self, host_id: str | None = None) -> None:
-        """Settle (or resume following) every unsettled deploy no task is driving, on reachable hosts."""
-        hosts = {h.id: h for h in await self._directory.all()}
-        for deployment in await self._store.unsettled(host_id):
+    async def reconcile(self, host_id: str | None = None, *, hosts: set[str] | None = None) -> None:
+        """Settle (or resume following) every unsettled deploy no task is driving, on reachable hosts
+        (all hosts, `host_id`, or the set `hosts`)."""
+        unsettled = await self._store.unsettled(host_id)
+        if hosts is not None:
+            unsettled = [d for d in unsettled if d.host in hosts]
+        if not unsettled:
+            return  # the usual case; the host list below costs a walk over every agent
+        known = {h.id: h for h in await self._directory.all()}
+        for deployment in unsettled:
             run = self._runs.get(deployment.id)
             if (run is not None and run.task is not None) or deployment.id in self._reconciling:
                 continue
-            host = hosts.get(deployment.host)
+            host = known.get(deployment.host)
             if host is None:
                 await self._finish(
                     self.run_for(deployment), "failed", [], "the host was removed before the deploy ended"
