@@ -18,7 +18,7 @@ ENGINES = ("sqlite", "postgresql")
 
 @pytest.fixture
 def database_engine(request: pytest.FixtureRequest) -> str:
-    """The servers' database: SQLite unless a module marked `both_engines` runs the test on each."""
+    """The servers' database: SQLite unless a test (or module) marked `both_engines` runs on each."""
     engine: str = getattr(request, "param", "sqlite")
     return engine
 

@@ -26,7 +26,7 @@ from tests.integration.harness import AgentProc, ServerProc
 from tests.integration.spine import wait_online
 from tests.pg import Postgres
 
-pytestmark = pytest.mark.both_engines
+# SQLite; the store-sensitive tests (identity, revocation, tokens, restart) also run on PostgreSQL.
 
 AgentFactory = Callable[..., AgentProc]
 
@@ -36,6 +36,7 @@ def exit_code(agent: AgentProc, timeout: float) -> int | None:
     return agent.proc.wait(timeout)
 
 
+@pytest.mark.both_engines  # store-sensitive: also on PostgreSQL
 def test_agent_enrols_comes_online_with_facts_and_listens_nowhere(
     server: ServerProc, agent_factory: AgentFactory, fleet: Fleet
 ) -> None:
@@ -71,6 +72,7 @@ def test_agent_enrols_comes_online_with_facts_and_listens_nowhere(
     assert "online" in out
 
 
+@pytest.mark.both_engines  # store-sensitive: also on PostgreSQL
 def test_revoke_cuts_the_link_within_a_second_and_agent_exits_zero(
     server: ServerProc, agent_factory: AgentFactory
 ) -> None:
@@ -96,6 +98,7 @@ def test_revoke_cuts_the_link_within_a_second_and_agent_exits_zero(
     assert server.api.agent(agent.agent_id)["status"] == "revoked"
 
 
+@pytest.mark.both_engines  # store-sensitive: also on PostgreSQL
 def test_rotate_token_refuses_old_cert_and_reenrols_same_record(
     server: ServerProc, agent_factory: AgentFactory
 ) -> None:
@@ -120,6 +123,7 @@ def test_rotate_token_refuses_old_cert_and_reenrols_same_record(
     assert len(server.api.get("/api/v1/agents")["items"]) == 1
 
 
+@pytest.mark.both_engines  # store-sensitive: also on PostgreSQL
 def test_server_killed_and_restarted_agents_come_back(
     server: ServerProc, agent_factory: AgentFactory, fleet: Fleet
 ) -> None:
@@ -144,6 +148,7 @@ def test_server_killed_and_restarted_agents_come_back(
         assert a.proc.alive
 
 
+@pytest.mark.both_engines  # store-sensitive: also on PostgreSQL
 def test_silent_agent_goes_offline_and_returns(server: ServerProc, agent_factory: AgentFactory) -> None:
     agent = agent_factory(server)
     assert agent.agent_id
@@ -300,6 +305,7 @@ def test_malformed_frames_close_that_link_only(
     assert server.proc.alive
 
 
+@pytest.mark.both_engines  # store-sensitive: also on PostgreSQL
 def test_tokens_never_reach_logs_or_database(
     server: ServerProc, agent_factory: AgentFactory, database_engine: str, request: pytest.FixtureRequest
 ) -> None:

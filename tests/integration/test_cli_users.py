@@ -13,7 +13,8 @@ import pytest
 from tests.fleet import Fleet, wait_for
 from tests.integration.harness import ADMIN_PASSWORD, ServerProc
 
-pytestmark = [pytest.mark.both_engines, pytest.mark.docker]
+# SQLite only: the users/roles store runs on both engines in tests/unit/store.
+pytestmark = pytest.mark.docker
 
 
 def run(

@@ -24,7 +24,8 @@ from tests.integration.harness import ADMIN_PASSWORD, AgentProc, ServerProc
 from tests.integration.spine import wait_online
 from tests.pg import Postgres
 
-pytestmark = [pytest.mark.both_engines, pytest.mark.docker]
+# SQLite; the store-sensitive tests (deploy records settling once) also run on PostgreSQL.
+pytestmark = pytest.mark.docker
 
 # The shared "done when" stack, its db also logging a line for the merged-logs check.
 STACK = SHARED_STACK.replace('"touch /tmp/ready', '"echo db-ready; touch /tmp/ready')
@@ -151,6 +152,7 @@ def test_save_validates_and_keeps_revisions_with_diffs(server: ServerProc) -> No
     assert server.api.call("GET", "/api/v1/stacks/web")[0] == 404
 
 
+@pytest.mark.both_engines  # store-sensitive: also on PostgreSQL
 def test_done_when_stack_deploys_redeploys_and_is_removed(
     remote: tuple[ServerProc, AgentProc], fleet: Fleet
 ) -> None:
@@ -246,6 +248,7 @@ def gated(tmp_path: Path) -> tuple[str, Path]:
     return GATED.format(image=BUSYBOX_IMAGE, gate=gate), gate
 
 
+@pytest.mark.both_engines  # store-sensitive: also on PostgreSQL
 def test_server_killed_mid_deploy_settles_once(
     remote: tuple[ServerProc, AgentProc], fleet: Fleet, tmp_path: Path
 ) -> None:
@@ -266,6 +269,7 @@ def test_server_killed_mid_deploy_settles_once(
     assert [d["state"] for d in server.api.get("/api/v1/stacks/slow")["deployments"]] == ["done"]
 
 
+@pytest.mark.both_engines  # store-sensitive: also on PostgreSQL
 def test_agent_killed_mid_deploy_settles_once_and_a_retry_converges(
     remote: tuple[ServerProc, AgentProc], fleet: Fleet, tmp_path: Path
 ) -> None:
