@@ -8,13 +8,13 @@ from typing import Any
 from aiohttp import web
 
 from dockmesh.link import LinkClosed, RemoteError, RequestTimeout
-from dockmesh.server.api.fleet import RESOURCES
 from dockmesh.server.context import ServerContext, ctx
 from dockmesh.server.errors import ApiError
 from dockmesh.server.fanout import DEFAULT_DEADLINE, fan_out
 from dockmesh.server.routes import Handler, RouteTable
 from dockmesh.server.services import access
 from dockmesh.server.services.access import Caller
+from dockmesh.server.services.fleet import RESOURCES
 from dockmesh.server.web.render import PageError, render, require_session
 
 routes = RouteTable("web")
