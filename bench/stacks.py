@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import aiodocker
-from tests.fleet import BUSYBOX_IMAGE, Engine, import_busybox
+from tests.fleet import Engine, import_busybox
+from tests.integration.compose_stack import STACK
 
 from dockmesh.agent.handlers import Handlers
 from dockmesh.compose import Project, load_project
@@ -37,32 +38,7 @@ from dockmesh.link.packets import PacketStream, decode_json
 from dockmesh.proto import Role
 from dockmesh.proto.methods import Stacks
 
-HEALTHY = f"""\
-services:
-  web:
-    image: {BUSYBOX_IMAGE}
-    command: ["httpd", "-f", "-p", "8080", "-h", "/data"]
-    volumes: [data:/data]
-    networks: [back]
-    stop_grace_period: 1s
-    depends_on:
-      db: {{condition: service_healthy}}
-  db:
-    image: {BUSYBOX_IMAGE}
-    command: ["sh", "-c", "touch /tmp/ready; exec sleep 600"]
-    networks: [back]
-    stop_grace_period: 1s
-    healthcheck:
-      test: ["CMD", "test", "-f", "/tmp/ready"]
-      interval: 1s
-      timeout: 1s
-      retries: 5
-volumes:
-  data:
-networks:
-  back:
-    internal: true
-"""
+HEALTHY = STACK  # the issue's "done when" stack, as the integration tests deploy it
 # The same stack without the health wait: the orchestration's own cost, not the healthcheck's interval.
 PLAIN = HEALTHY.replace("condition: service_healthy", "condition: service_started")
 

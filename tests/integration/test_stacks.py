@@ -19,40 +19,16 @@ from typing import Any
 import pytest
 
 from tests.fleet import BUSYBOX_IMAGE, Engine, Fleet, wait_for
+from tests.integration.compose_stack import STACK as SHARED_STACK
 from tests.integration.harness import ADMIN_PASSWORD, AgentProc, ServerProc
 from tests.integration.spine import wait_online
 from tests.pg import Postgres
 
 pytestmark = [pytest.mark.both_engines, pytest.mark.docker]
 
-# The issue's "done when" stack: two services, a named volume, a network, a healthcheck.
-STACK = f"""\
-services:
-  web:
-    image: {BUSYBOX_IMAGE}
-    command: ["httpd", "-f", "-p", "8080", "-h", "/data"]
-    volumes: [data:/data]
-    networks: [back]
-    environment: {{MODE: "${{MODE:-one}}"}}
-    stop_grace_period: 1s
-    depends_on:
-      db: {{condition: service_healthy}}
-  db:
-    image: {BUSYBOX_IMAGE}
-    command: ["sh", "-c", "echo db-ready; touch /tmp/ready; exec sleep 600"]
-    networks: [back]
-    stop_grace_period: 1s
-    healthcheck:
-      test: ["CMD", "test", "-f", "/tmp/ready"]
-      interval: 1s
-      timeout: 1s
-      retries: 5
-volumes:
-  data:
-networks:
-  back:
-    internal: true
-"""
+# The shared "done when" stack, its db also logging a line for the merged-logs check.
+STACK = SHARED_STACK.replace('"touch /tmp/ready', '"echo db-ready; touch /tmp/ready')
+assert STACK != SHARED_STACK
 
 # A deploy the test holds in the health phase until it creates `open` in the bind-mounted gate dir.
 GATED = """\
