@@ -142,8 +142,9 @@ async def agent_page(request: web.Request) -> web.StreamResponse:
 )
 async def revoke_submit(request: web.Request) -> web.StreamResponse:
     session, _form = await session_form(request)
-    record = await _record(ctx(request), session.user, request.match_info["id"], access.AGENTS_MANAGE)
-    await agents.revoke(ctx(request), session.user, record.id)
+    c = ctx(request)
+    record = await _record(c, session.user, request.match_info["id"], access.AGENTS_MANAGE)
+    await agents.revoke(c, session.user, record.id)
     return see_other(f"/agents/{record.id}")
 
 

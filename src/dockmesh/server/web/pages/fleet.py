@@ -113,7 +113,8 @@ async def _inspect(
             host, link, "containers.inspect", {"id": container}, containers.INSPECT_TIMEOUT
         )
     except ApiError as exc:
-        # The host's own failures all read as "Host error" here; its outcome is in the message.
+        # A missing container, silence and a lost link have their own titles; anything else the host
+        # reports is a 502 "Host error" in the host's words.
         status, title = _HOST_FAILURES.get(exc.code, (502, "Host error"))
         raise PageError(status, title, exc.message) from None
     return host, detail
