@@ -22,7 +22,7 @@ from dockmesh.link.driver import SEND_TIMEOUT
 from dockmesh.pki.tls import client_context
 from dockmesh.proto import PROTOCOL_VERSION, FrameType
 from dockmesh.proto import frames as wire
-from dockmesh.server.web.session import SESSION_COOKIE
+from dockmesh.server.sessions import SESSION_COOKIE
 from tests.fleet import wait_for
 from tests.integration.harness import AgentProc, ServerProc
 from tests.integration.spine import wait_online

@@ -24,7 +24,7 @@ import pytest
 from dockmesh.server.app import all_specs
 from dockmesh.server.openapi import openapi_path
 from dockmesh.server.routes import RouteSpec
-from dockmesh.server.web.session import CSRF_FIELD, SESSION_COOKIE, csrf_for, load_or_create_secret
+from dockmesh.server.sessions import CSRF_FIELD, SESSION_COOKIE, csrf_for, load_or_create_secret
 from tests.fleet import BUSYBOX_IMAGE, Engine, Fleet, wait_for
 from tests.integration.harness import AgentProc, Api, ServerProc
 from tests.integration.spine import wait_online

@@ -50,12 +50,12 @@ from dockmesh.server.services.deploys import Deployer
 from dockmesh.server.services.registries import RegistryService
 from dockmesh.server.services.stacks import StackService
 from dockmesh.server.services.users import UserService
+from dockmesh.server.sessions import WEB_SECRET, load_or_create_secret
 from dockmesh.server.tokens import FailureLimiter
 from dockmesh.server.tuning import share_tls_read_buffer, tune_gc
 from dockmesh.server.vault import Vault
 from dockmesh.server.web import pages
 from dockmesh.server.web.render import page_errors
-from dockmesh.server.web.session import WEB_SECRET, load_or_create_secret
 from dockmesh.store.agents import AgentStore
 from dockmesh.store.audit import AuditStore
 from dockmesh.store.db import Database

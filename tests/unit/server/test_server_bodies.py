@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from dockmesh.server.api.objects import IMAGE_PRUNE_BODY, NETWORK_BODY, PULL_BODY, VOLUME_BODY
-from dockmesh.server.bodies import check
+from dockmesh.server.api.stacks import HOST, SAVE
+from dockmesh.server.bodies import check, validated
 from dockmesh.server.errors import ApiError
 
 
@@ -41,3 +42,28 @@ def test_the_message_says_the_rule() -> None:
     with pytest.raises(ApiError) as caught:
         check({"name": "-x"}, VOLUME_BODY)
     assert "letters, digits" in caught.value.message
+
+
+def test_the_nested_shape_says_invalid_field_with_the_key() -> None:
+    """The stacks routes' shape: one code, the dotted key in `details`, the message led by the key."""
+    assert validated({"host": "h1"}, HOST) == {"host": "h1"}
+    with pytest.raises(ApiError) as caught:
+        validated({"host": ""}, HOST)
+    assert (caught.value.status, caught.value.code) == (400, "invalid_field")
+    assert caught.value.details == {"key": "host"}
+    assert caught.value.message.startswith("host: ")
+    with pytest.raises(ApiError) as caught:
+        validated({"compose": "x", "other": 1}, SAVE)
+    assert (caught.value.code, caught.value.details) == ("invalid_field", {"key": "body"})
+
+
+def test_the_two_shapes_word_the_same_first_error_differently() -> None:
+    """One schema match behind both, two refusals: `check` names the field in the code."""
+    with pytest.raises(ApiError) as flat:
+        check({}, HOST)
+    with pytest.raises(ApiError) as nested:
+        validated({}, HOST)
+    assert (flat.value.code, flat.value.details) == ("invalid_host", {})
+    assert (nested.value.code, nested.value.details) == ("invalid_field", {"key": "body"})
+    assert "'host' is a required property" in flat.value.message
+    assert "'host' is a required property" in nested.value.message

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from dockmesh.server.sessions import csrf_for, csrf_ok, load_or_create_secret
 from dockmesh.server.web.pages.auth import safe_next
 from dockmesh.server.web.pages.static import resolve
 from dockmesh.server.web.render import ENV, ago, percent, size, until
-from dockmesh.server.web.session import csrf_for, csrf_ok, load_or_create_secret
 
 
 @pytest.mark.parametrize(
@@ -94,6 +94,6 @@ def test_templates_escape_what_they_show() -> None:
 )
 def test_cookies_are_secure_whenever_tls_is_on(tmp_path: Path, env: dict[str, str], secure: bool) -> None:
     from dockmesh.server.config import ServerConfig
-    from dockmesh.server.web.session import secure_cookies
+    from dockmesh.server.sessions import secure_cookies
 
     assert secure_cookies(ServerConfig.from_env({"DOCKMESH_DATA_DIR": str(tmp_path), **env})) is secure

@@ -12,7 +12,7 @@ from dockmesh.server.context import ctx
 from dockmesh.server.errors import ApiError, Handler, field_str, json_body
 from dockmesh.server.routes import RouteTable, needs_auth
 from dockmesh.server.services.audit import record_login
-from dockmesh.server.web.session import CSRF_HEADER, SAFE_METHODS, WEB_SECRET, csrf_ok, session_token
+from dockmesh.server.sessions import CSRF_HEADER, SAFE_METHODS, WEB_SECRET, csrf_ok, session_token
 from dockmesh.store.users import UserRecord
 
 routes = RouteTable("auth")

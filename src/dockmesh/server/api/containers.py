@@ -11,89 +11,37 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from dockmesh.link import Link, LinkClosed, RemoteError, RequestTimeout, Stream
+from dockmesh.link import LinkClosed, RemoteError, Stream
 from dockmesh.link.packets import Kind, PacketStream, decode_json
 from dockmesh.server.api.auth import check_origin, current_user
-from dockmesh.server.context import ctx
-from dockmesh.server.directory import HostRef
-from dockmesh.server.errors import ApiError, from_remote
+from dockmesh.server.context import ServerContext, ctx
+from dockmesh.server.errors import ApiError
 from dockmesh.server.query import bounded_int
 from dockmesh.server.routes import RouteTable
-from dockmesh.server.services import access
+from dockmesh.server.services import containers
+from dockmesh.store.users import UserRecord
 
 log = logging.getLogger(__name__)
 routes = RouteTable("containers")
 
-ACTION_TIMEOUT = 60.0
 BASE = "/api/v1/hosts/{host}/containers/{container}"
 MAX_TAIL = 1_000_000  # lines; more is a download, not a view, and the engine would read it all first
 
 
-async def _reach(request: web.Request, permission: str) -> tuple[HostRef, Link]:
-    """The addressed host if the caller holds `permission` there (404 out of scope, 403 without it)."""
-    return await ctx(request).directory.require(request.match_info["host"], current_user(request), permission)
-
-
-async def _request(
-    request: web.Request, method: str, params: dict[str, Any], timeout: float, permission: str
-) -> Any:
-    host, link = await _reach(request, permission)
-    try:
-        return await link.request(method, params, timeout=timeout)
-    except RemoteError as exc:
-        raise from_remote(exc.code, exc.message, host.name) from None
-    except RequestTimeout:
-        raise ApiError(
-            504, "host_timeout", f"host {host.name!r} did not answer within {timeout:g}s"
-        ) from None
-    except LinkClosed:
-        raise ApiError(503, "host_offline", f"host {host.name!r} went offline during the request") from None
+def _target(request: web.Request) -> tuple[ServerContext, UserRecord, str, str]:
+    """What every route here addresses: the context, the caller, the host and the container."""
+    return ctx(request), current_user(request), request.match_info["host"], request.match_info["container"]
 
 
 @routes.route("GET", BASE, summary="Inspect one container (the engine's full object)")
 async def inspect(request: web.Request) -> web.Response:
-    result = await _request(
-        request, "containers.inspect", {"id": request.match_info["container"]}, 10.0, access.CONTAINERS_VIEW
-    )
-    return web.json_response(result)
-
-
-async def _session(request: web.Request, kind: str, detail: dict[str, Any] | None = None) -> None:
-    """A row for each logs, stats or exec session opened: who watched or ran what, where."""
-    c, host = ctx(request), request.match_info["host"]
-    target = f"{host}/{request.match_info['container']}"
-    await c.audit.add(
-        c.clock(), current_user(request).username, f"container.{kind}", target, detail, host=host
-    )
-
-
-async def _action(request: web.Request, action: str) -> web.Response:
-    user = current_user(request)
-    c = ctx(request)
-    host, container = request.match_info["host"], request.match_info["container"]
-    target = f"{host}/{container}"
-    params = {"id": container, "action": action}
-    try:
-        await _request(request, "containers.action", params, ACTION_TIMEOUT, access.CONTAINERS_MANAGE)
-    except ApiError as exc:
-        # Refused or failed on the host: still an attempt to change it, recorded with why.
-        await c.audit.add(
-            c.clock(),
-            user.username,
-            f"container.{action}",
-            target,
-            {"error": exc.code},
-            host=host,
-            outcome="failed",
-        )
-        raise
-    await c.audit.add(c.clock(), user.username, f"container.{action}", target, host=host)
-    return web.json_response({"ok": True, "action": action})
+    return web.json_response(await containers.inspect(*_target(request)))
 
 
 def _action_handler(action: str) -> Any:
     async def handler(request: web.Request) -> web.Response:
-        return await _action(request, action)
+        await containers.action(*_target(request), action)
+        return web.json_response({"ok": True, "action": action})
 
     handler.__name__ = f"container_{action}"
     return handler
@@ -112,16 +60,6 @@ def _flag(request: web.Request, name: str) -> bool:
     return request.query.get(name, "").lower() in ("1", "true", "yes")
 
 
-async def _open(
-    request: web.Request, kind: str, params: dict[str, Any], permission: str
-) -> tuple[str, Stream]:
-    host, link = await _reach(request, permission)
-    try:
-        return host.name, link.open_stream(kind, params)
-    except LinkClosed:
-        raise ApiError(503, "host_offline", f"host {host.name!r} is offline") from None
-
-
 @routes.route(
     "GET",
     f"{BASE}/logs",
@@ -129,21 +67,12 @@ async def _open(
     query=("follow", "tail", "timestamps"),
 )
 async def logs(request: web.Request) -> web.StreamResponse:
-    params = {
-        "id": request.match_info["container"],
-        "follow": _flag(request, "follow"),
-        "tail": bounded_int(request.query.get("tail"), "tail", 0, MAX_TAIL),
-        "timestamps": _flag(request, "timestamps"),
-    }
-    host_name, stream = await _open(request, "logs", params, access.CONTAINERS_VIEW)
-    try:
-        # Wait briefly for the first bytes so a missing container is a clean 404, not a broken stream.
-        first = await asyncio.wait_for(stream.read(), 2.0)
-    except TimeoutError:
-        first = b""
-    except RemoteError as exc:
-        raise from_remote(exc.code, exc.message, host_name) from None
-    await _session(request, "logs", {"follow": params["follow"], "tail": params["tail"]})
+    follow = _flag(request, "follow")
+    tail = bounded_int(request.query.get("tail"), "tail", 0, MAX_TAIL)
+    timestamps = _flag(request, "timestamps")
+    _host_name, stream, first = await containers.open_logs(
+        *_target(request), follow=follow, tail=tail, timestamps=timestamps
+    )
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/plain; charset=utf-8",
@@ -258,10 +187,7 @@ async def relay(
 )
 async def stats(request: web.Request) -> web.StreamResponse:
     check_origin(request)
-    host_name, stream = await _open(
-        request, "stats", {"id": request.match_info["container"]}, access.CONTAINERS_VIEW
-    )
-    await _session(request, "stats")
+    host_name, stream = await containers.open_stats(*_target(request))
     ws = StreamSocket(heartbeat=30.0)
     await ws.prepare(request)
     packets = PacketStream(stream)
@@ -290,7 +216,6 @@ async def exec_(request: web.Request) -> web.StreamResponse:
     if not cmd or any(not part or len(part) > 4096 for part in cmd):
         raise ApiError(400, "invalid_cmd", "'cmd' parts must be non-empty strings")
     params: dict[str, Any] = {
-        "id": request.match_info["container"],
         "cmd": cmd,
         "tty": request.query.get("tty", "1") not in ("0", "false", "no"),
     }
@@ -298,9 +223,7 @@ async def exec_(request: web.Request) -> web.StreamResponse:
         size = bounded_int(request.query.get(key), key, 1, 999)
         if size is not None:
             params[key] = size
-    host_name, stream = await _open(request, "exec", params, access.CONTAINERS_EXEC)
-    # The program, not its arguments: `sh -c 'mysql -p…'` must not put a password in the log.
-    await _session(request, "exec", {"program": cmd[0][:256], "args": len(cmd) - 1, "tty": params["tty"]})
+    host_name, stream = await containers.open_exec(*_target(request), params)
     ws = StreamSocket(heartbeat=30.0, max_msg_size=EXEC_MAX_MESSAGE)
     await ws.prepare(request)
     packets = PacketStream(stream)

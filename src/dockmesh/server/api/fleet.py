@@ -11,16 +11,9 @@ from dockmesh.server.context import ctx
 from dockmesh.server.fanout import Gather, parse_deadline
 from dockmesh.server.routes import Handler, RouteTable
 from dockmesh.server.services import access
+from dockmesh.server.services.fleet import RESOURCES
 
 routes = RouteTable("fleet")
-
-RESOURCES = {
-    "containers": ("containers.list", "name", "id, name, image, state, status, stack"),
-    "images": ("images.list", "tags", "id, tags, size"),
-    "volumes": ("volumes.list", "name", "name, driver, stack"),
-    "networks": ("networks.list", "name", "id, name, driver, stack"),
-    "stacks": ("stacks.list", "name", "name, services, running, total"),
-}
 
 
 def _lister(resource: str, method: str, sort_key: str) -> Handler:

@@ -22,7 +22,7 @@ from dockmesh import __version__
 from dockmesh.server.context import ctx
 from dockmesh.server.routes import Handler
 from dockmesh.server.services import access
-from dockmesh.server.web.session import CSRF_FIELD, WEB_SECRET, csrf_for, csrf_ok, session_token
+from dockmesh.server.sessions import CSRF_FIELD, WEB_SECRET, csrf_for, csrf_ok, session_token
 from dockmesh.store.users import UserRecord
 
 FRAGMENT_HEADER = "X-Fragment"

@@ -6,11 +6,10 @@ from typing import Any
 
 from aiohttp import web
 
-from dockmesh.server.api import agents as api
 from dockmesh.server.context import ServerContext, ctx
 from dockmesh.server.errors import ApiError
 from dockmesh.server.routes import RouteTable
-from dockmesh.server.services import access
+from dockmesh.server.services import access, agents
 from dockmesh.server.services.access import Caller
 from dockmesh.server.web.render import (
     PageError,
@@ -30,7 +29,7 @@ async def _record(
     c: ServerContext, caller: Caller, agent_id: str, permission: str = access.HOSTS_VIEW
 ) -> Any:
     try:
-        return await api.get_record(c, caller, agent_id, permission)
+        return await agents.get_record(c, caller, agent_id, permission)
     except ApiError as exc:
         if exc.status == 403:
             raise PageError(403, "Not allowed", exc.message) from None
@@ -42,12 +41,11 @@ async def _record(
 )
 async def agents_page(request: web.Request) -> web.StreamResponse:
     session = await require_session(request)
-    c = ctx(request)
-    agents = [api.agent_view(c, r) for r in await c.agents.all() if api.visible(session.user, r)]
+    views = await agents.views(ctx(request), session.user)
     return render(
         request,
         "agents.html",
-        {"title": "Agents", "agents": agents},
+        {"title": "Agents", "agents": views},
         session=session,
         active="agents",
         fragments={"agents": "_agents_table.html"},
@@ -110,11 +108,11 @@ async def new_agent_submit(request: web.Request) -> web.StreamResponse:
             session=session,
             active="agents",
         )
-    created = await api.create_pending(c, name, session.user.username)
+    created = await agents.create_pending(c, session.user, name)
     return _enrol_page(
         request,
         session,
-        api.agent_view(c, await _record(c, session.user, created["id"])),
+        agents.agent_view(c, await _record(c, session.user, created["id"])),
         created,
         rotated=False,
     )
@@ -128,7 +126,7 @@ async def agent_page(request: web.Request) -> web.StreamResponse:
     return render(
         request,
         "agent.html",
-        {"title": f"Agent {record.name}", "agent": api.agent_view(c, record)},
+        {"title": f"Agent {record.name}", "agent": agents.agent_view(c, record)},
         session=session,
         active="agents",
         fragments={"agent": "_agent_detail.html"},
@@ -146,7 +144,7 @@ async def revoke_submit(request: web.Request) -> web.StreamResponse:
     session, _form = await session_form(request)
     c = ctx(request)
     record = await _record(c, session.user, request.match_info["id"], access.AGENTS_MANAGE)
-    await api.revoke(c, record, session.user.username)
+    await agents.revoke(c, session.user, record.id)
     return see_other(f"/agents/{record.id}")
 
 
@@ -161,11 +159,5 @@ async def rotate_submit(request: web.Request) -> web.StreamResponse:
     session, _form = await session_form(request)
     c = ctx(request)
     record = await _record(c, session.user, request.match_info["id"], access.AGENTS_MANAGE)
-    enrolment = await api.rotate(c, record, session.user.username)
-    return _enrol_page(
-        request,
-        session,
-        api.agent_view(c, await _record(c, session.user, record.id)),
-        enrolment,
-        rotated=True,
-    )
+    record, enrolment = await agents.rotate(c, session.user, record.id)
+    return _enrol_page(request, session, agents.agent_view(c, record), enrolment, rotated=True)

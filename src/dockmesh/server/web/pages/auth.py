@@ -11,8 +11,7 @@ from dockmesh.server.clients import limit_key
 from dockmesh.server.context import ctx
 from dockmesh.server.routes import RouteTable
 from dockmesh.server.services.audit import record_login
-from dockmesh.server.web.render import current_session, render, see_other
-from dockmesh.server.web.session import (
+from dockmesh.server.sessions import (
     CSRF_FIELD,
     WEB_SECRET,
     clear_session_cookie,
@@ -24,6 +23,7 @@ from dockmesh.server.web.session import (
     set_login_csrf_cookie,
     set_session_cookie,
 )
+from dockmesh.server.web.render import current_session, render, see_other
 
 routes = RouteTable("web")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from dockmesh.server.api.dashboard import dashboard_view
 from dockmesh.server.context import ctx
 from dockmesh.server.routes import RouteTable
+from dockmesh.server.services.dashboard import dashboard_view
 from dockmesh.server.web.render import render, require_session
 
 routes = RouteTable("web")

@@ -7,14 +7,13 @@ from typing import Any
 
 from aiohttp import web
 
-from dockmesh.link import LinkClosed, RemoteError, RequestTimeout
-from dockmesh.server.api.fleet import RESOURCES
 from dockmesh.server.context import ServerContext, ctx
 from dockmesh.server.errors import ApiError
 from dockmesh.server.fanout import DEFAULT_DEADLINE, fan_out
 from dockmesh.server.routes import Handler, RouteTable
-from dockmesh.server.services import access
+from dockmesh.server.services import access, containers
 from dockmesh.server.services.access import Caller
+from dockmesh.server.services.fleet import RESOURCES
 from dockmesh.server.web.render import PageError, render, require_session
 
 routes = RouteTable("web")
@@ -105,22 +104,27 @@ async def _inspect(
     c: ServerContext, caller: Caller, host_id: str, container: str
 ) -> tuple[Any, dict[str, Any]]:
     try:
-        host, link = await c.directory.require(host_id, caller, access.CONTAINERS_VIEW)
+        host, link = await containers.reach(c, caller, host_id, access.CONTAINERS_VIEW)
     except ApiError as exc:
         title = {503: "Host offline", 403: "Not allowed"}.get(exc.status, "No such host")
         raise PageError(exc.status, title, exc.message) from None
     try:
-        detail = await link.request("containers.inspect", {"id": container}, timeout=10.0)
-    except RemoteError as exc:
-        status = 404 if exc.code == "not_found" else 502
-        raise PageError(
-            status, "Container not found" if status == 404 else "Host error", f"{host.name}: {exc.message}"
-        ) from None
-    except RequestTimeout:
-        raise PageError(504, "Host timeout", f"host {host.name!r} did not answer within 10s") from None
-    except LinkClosed:
-        raise PageError(503, "Host offline", f"host {host.name!r} went offline during the request") from None
+        detail = await containers.call(
+            host, link, "containers.inspect", {"id": container}, containers.INSPECT_TIMEOUT
+        )
+    except ApiError as exc:
+        # A missing container, silence and a lost link have their own titles; anything else the host
+        # reports is a 502 "Host error" in the host's words.
+        status, title = _HOST_FAILURES.get(exc.code, (502, "Host error"))
+        raise PageError(status, title, exc.message) from None
     return host, detail
+
+
+_HOST_FAILURES = {
+    "not_found": (404, "Container not found"),
+    "host_timeout": (504, "Host timeout"),
+    "host_offline": (503, "Host offline"),
+}
 
 
 def container_summary(detail: dict[str, Any]) -> dict[str, Any]:

@@ -7,12 +7,13 @@ from typing import Any
 
 from aiohttp import web
 
-from dockmesh.server.api import hosts as api
 from dockmesh.server.context import ServerContext, ctx
 from dockmesh.server.errors import ApiError
 from dockmesh.server.localhost import LOCAL_ID
 from dockmesh.server.routes import RouteTable
+from dockmesh.server.services import hosts
 from dockmesh.server.services.access import Caller
+from dockmesh.server.services.errors import NotFound
 from dockmesh.server.web.render import PageError, render, require_session, see_other, session_form
 
 routes = RouteTable("web")
@@ -21,10 +22,10 @@ _SPLIT = re.compile(r"[\s,]+")
 
 
 async def _host(c: ServerContext, caller: Caller, host_id: str) -> dict[str, Any]:
-    for host in await api.host_views(c, caller):
-        if host["id"] == host_id:
-            return host
-    raise PageError(404, "No such host", f"There is no host with id {host_id!r}.")
+    try:
+        return await hosts.host_view(c, caller, host_id)
+    except NotFound:
+        raise PageError(404, "No such host", f"There is no host with id {host_id!r}.") from None
 
 
 @routes.route("GET", "/hosts", summary="Hosts page: status, tags, CPU/memory/disk, agent version", auth=False)
@@ -36,7 +37,7 @@ async def hosts_page(request: web.Request) -> web.StreamResponse:
         "hosts.html",
         {
             "title": "Hosts",
-            "hosts": await api.host_views(c, session.user),
+            "hosts": await hosts.host_views(c, session.user),
             "has_agents": bool(await c.agents.all()),
         },
         session=session,
@@ -93,7 +94,7 @@ async def tags_submit(request: web.Request) -> web.StreamResponse:
     raw = str(form.get("tags", ""))
     tags = [t for t in _SPLIT.split(raw.strip().lower()) if t]
     try:
-        await api.set_tags(ctx(request), session.user, host_id, tags)
+        await hosts.set_tags(ctx(request), session.user, host_id, tags)
     except ApiError as exc:
         if exc.status == 404:
             raise PageError(404, "No such host", exc.message) from None

@@ -1,4 +1,5 @@
-"""Browser sessions: the session cookie carries an API token; CSRF tokens are bound to it.
+"""Browser sessions, shared by the API (cookie auth, CSRF check) and the pages: the session cookie carries an
+API token; CSRF tokens are bound to it.
 
 The session cookie holds the same kind of token `POST /api/v1/auth/login` returns (stored only as a hash),
 so logging out or expiring it ends the browser session and any API use of it alike. Unsafe requests
