@@ -252,3 +252,35 @@ def test_cli_migrates_with_progress(
     again = cli(tmp_path, "stacks", "migrate", "clied", "--to", "beta")
     assert again.returncode == 1
     assert len(again.stderr.strip().splitlines()) == 1
+
+
+SLOW_HEALTH = UNHEALTHY.replace("retries: 2", "retries: 600")  # "starting" for ten minutes
+
+
+@pytest.mark.both_engines
+def test_server_killed_while_the_destination_runs_the_stack_rolls_back_once(
+    pair: tuple[ServerProc, AgentProc, AgentProc], fleet: Fleet
+) -> None:
+    server, a, b = pair
+    ea, eb = fleet.engine(1), fleet.engine(2)
+    deploy(server, "twice", a.agent_id or "")
+    in_volume(ea, "twice_data", "echo mine > /data/keep")
+    assert server.api.call("PUT", "/api/v1/stacks/twice", {"compose": SLOW_HEALTH})[0] == 200
+    status, body = server.api.call("POST", "/api/v1/stacks/twice/migrate", {"host": b.agent_id})
+    assert status == 202, body
+    mid = f"/api/v1/migrations/{body['id']}"
+    wait_for(
+        lambda: server.api.get(mid)["phase"] == "health", 120, interval=0.1, message="never reached health"
+    )
+    assert running(eb, "twice") == ["twice-app-1"]
+    assert running(ea, "twice") == []
+    server.kill()
+    server.start()
+    record = settled(server, body["id"])
+    assert record["state"] == "rolled_back", record
+    assert "server restarted during health" in record["reason"]
+    assert running(eb, "twice") == []
+    assert running(ea, "twice") == ["twice-app-1"]
+    assert "twice_data" not in volumes(eb)
+    assert in_volume(ea, "twice_data", "cat /data/keep") == "mine\n"
+    assert [h["host"] for h in server.api.get("/api/v1/stacks/twice")["hosts"]] == [a.agent_id]
