@@ -1,4 +1,4 @@
-"""bench.migration at one small round, so it cannot rot: both paths copy the volume and every figure is made."""
+"""bench.migration at one small round, so it cannot rot: both paths copy the volume, every figure is made."""
 
 from __future__ import annotations
 
