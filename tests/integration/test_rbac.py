@@ -241,13 +241,19 @@ def expect(spec: RouteSpec, s: Scoped) -> str | None:
     if "{host}" in path or ("{id}" in path and path.startswith(("/api/v1/hosts/", "/hosts/", "/agents/"))):
         return "404"
     if path.startswith(
-        ("/api/v1/agents/{id}", "/api/v1/deploys/{id}", "/deploys/{id}", "/api/v1/migrations/")
+        (
+            "/api/v1/agents/{id}",
+            "/api/v1/deploys/{id}",
+            "/deploys/{id}",
+            "/api/v1/migrations/",
+            "/migrations/",
+        )
     ):
         return "404"
     if "host" in spec.query or (spec.body and "host" in spec.body.get("properties", {})):
         return "404 host"  # names the host in the query or the body
     if path.startswith("/stacks/{name}/") and spec.method == "POST":
-        if path.rsplit("/", 1)[1] in ("deploy", "stop", "start", "remove"):
+        if path.rsplit("/", 1)[1] in ("deploy", "stop", "start", "remove", "migrate"):
             return "404 host"
         if path.endswith("/delete"):
             return "409 hidden"  # deployed on the other host: refused, without naming it

@@ -89,6 +89,7 @@ HTTP_TABLES: tuple[RouteTable, ...] = (
     pages.hosts.routes,
     pages.fleet.routes,
     pages.stacks.routes,
+    pages.migrations.routes,
     pages.roles.routes,
     pages.users.routes,
     pages.registries.routes,
