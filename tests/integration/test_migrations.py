@@ -284,3 +284,27 @@ def test_server_killed_while_the_destination_runs_the_stack_rolls_back_once(
     assert "twice_data" not in volumes(eb)
     assert in_volume(ea, "twice_data", "cat /data/keep") == "mine\n"
     assert [h["host"] for h in server.api.get("/api/v1/stacks/twice")["hosts"]] == [a.agent_id]
+
+
+def test_the_sweep_removes_the_source_volumes_after_the_safety_window(
+    server_factory: Callable[..., ServerProc], agent_factory: Callable[..., AgentProc], fleet: Fleet
+) -> None:
+    server = server_factory(env={"DOCKMESH_MIGRATION_KEEP": "3s"})
+    a, b = agent_factory(server, "alpha", engine=1), agent_factory(server, "beta", engine=2)
+    for agent in (a, b):
+        wait_online(server, agent.agent_id or "")
+    wait_for(lambda: (server.api.host(b.agent_id or "") or {}).get("metrics"), 60, message="no metrics")
+    deploy(server, "brief", a.agent_id or "")
+    status, body = server.api.call("POST", "/api/v1/stacks/brief/migrate", {"host": b.agent_id})
+    assert status == 202, body
+    record = settled(server, body["id"])
+    assert (record["state"], record["source_volumes"]) == ("done", "kept")
+    mid = f"/api/v1/migrations/{body['id']}"
+    wait_for(
+        lambda: server.api.get(mid)["source_volumes"] == "removed", 90, interval=0.5, message="never swept"
+    )
+    assert "brief_data" not in volumes(fleet.engine(1))
+    assert "brief_data" in volumes(fleet.engine(2))
+    assert running(fleet.engine(2), "brief") == ["brief-app-1"]
+    actions = [e["action"] for e in server.api.get("/api/v1/audit?action=migration.")["entries"]]
+    assert actions[0] == "migration.volumes_removed"

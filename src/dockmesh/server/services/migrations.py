@@ -102,6 +102,7 @@ class MigrationService:
         self._runs: dict[str, _Run] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self._booted = clock()
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start_background(self) -> None:
@@ -134,7 +135,10 @@ class MigrationService:
         try:
             for record in await self._store.running():
                 run = self._runs.get(record.id)
-                if run is None or run.task is None or run.task.done():
+                # A row from before this process started (a restart), or a rollback that waits for a
+                # host; never a migration this process is just starting (its run is not registered yet).
+                orphan = run is None and record.created_at < self._booted
+                if orphan or (run is not None and run.task is not None and run.task.done()):
                     run = self._runs.setdefault(record.id, _Run(record))
                     run.task = self._spawn(self._recover(run))
             for record in await self._store.chores(self._clock()):
@@ -527,7 +531,11 @@ class MigrationService:
                     await self._store.save(record, updated_at=self._clock(), cleanup="done")
             if record.source_volumes == "kept" and (record.keep_until or 0) <= self._clock():
                 a = await self._host(record.source)
-                if a.online:
+                if record.source in {p.host for p in await self._stack_store.placements(record.stack)}:
+                    # The stack is deployed on the source again (moved back, redeployed): those volumes
+                    # are its live data now, not the kept copy.
+                    await self._store.save(record, updated_at=self._clock(), source_volumes="in_use")
+                elif a.online:
                     for vol in record.volumes:
                         with contextlib.suppress(ServiceError):
                             await self._ask(a, "volumes.remove", {"name": vol["name"]})
