@@ -25,7 +25,7 @@ from dockmesh.server.localhost import LOCAL_ID
 from dockmesh.server.services import access, preflight
 from dockmesh.server.services.access import Caller
 from dockmesh.server.services.errors import Conflict, Invalid, NotFound, ServiceError
-from dockmesh.server.services.preflight import Preflight, VolumePlan
+from dockmesh.server.services.preflight import Preflight
 from dockmesh.server.services.stacks import ACTION_TIMEOUT, StackService, check_name
 from dockmesh.server.services.volume_relay import relay_volume
 from dockmesh.store.agents import AgentStore
@@ -261,29 +261,26 @@ class MigrationService:
 
     async def _source_checks(self, pf: Preflight, a: HostRef, names: list[str]) -> None:
         try:
-            sizes = (await self._ask(a, Volumes.SIZE, {"names": names}))["sizes"] if names else {}
+            answer = await self._ask(a, Volumes.SIZE, {"names": names}) if names else {}
         except ServiceError as exc:
             pf.add("source_offline", exc.message)
             return
-        pf.volumes = [VolumePlan(n, int(sizes.get(n, -1))) for n in names]
+        pf.volumes = preflight.sizes_from(answer, names)
 
     async def _destination_checks(self, pf: Preflight, b: HostRef, project: Any, names: list[str]) -> None:
         try:
             await self._ask(b, "ping", {})
-            ports = (await self._ask(b, Volumes.PORTS, {}))["ports"]
+            ports = preflight.rows_from(await self._ask(b, Volumes.PORTS, {}), "ports")
             auth = await self._credentials(b, pf.images) if self._credentials else {}
-            missing = (await self._ask(b, Volumes.IMAGES, {"images": pf.images, "auth": auth or None}))[
-                "missing"
-            ]
-            existing = {v.get("name") for v in await self._ask(b, "volumes.list", {})}
+            asked = {"images": pf.images, "auth": auth or None}
+            missing = preflight.missing_from(await self._ask(b, Volumes.IMAGES, asked), pf.images)
+            existing = {v.get("name") for v in preflight.rows_from(await self._ask(b, "volumes.list", {}))}
         except ServiceError as exc:
             pf.add("destination_offline", exc.message)
             return
-        for image, reason in sorted(missing.items()):
-            pf.add(
-                "image_unavailable", f"image {image!r} cannot be pulled on {b.name!r}: {str(reason)[:300]}"
-            )
-        pf.problems.extend(preflight.port_problems(project, ports if isinstance(ports, list) else []))
+        for image, reason in missing.items():
+            pf.add("image_unavailable", f"image {image!r} cannot be pulled on {b.name!r}: {reason}")
+        pf.problems.extend(preflight.port_problems(project, ports))
         for name in names:
             if name in existing:
                 pf.add("volume_exists", f"volume {name!r} already exists on {b.name!r}")
