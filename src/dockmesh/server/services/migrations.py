@@ -405,6 +405,7 @@ class MigrationService:
 
         volumes = list(run.record.volumes)
         labels = {"com.docker.compose.project": run.record.stack}
+        auth = await self._credentials(b, [image]) if self._credentials and image else {}
         for i, vol in enumerate(volumes):
             key = vol["name"].removeprefix(f"{run.record.stack}_")
             result = await relay_volume(
@@ -415,6 +416,7 @@ class MigrationService:
                 migration=run.record.id,
                 labels={**labels, "com.docker.compose.volume": key},
                 progress=progress,
+                auth=auth or None,
             )
             volumes[i] = {**vol, "sha256": result["sha256"], "done": True, "tar_bytes": result["bytes"]}
             await self._save(run, volumes=list(volumes), bytes_done=done)
