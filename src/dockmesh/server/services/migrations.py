@@ -427,11 +427,11 @@ class MigrationService:
             if deployment is not None and deployment.settled:
                 return deployment
             run = self._stacks.deployer.get(deploy_id)
-            if run is not None:
+            if run is not None and run.result is None:
                 async for event in run.follow():
                     if event.get("type") == "result":
                         break
-            else:
+            else:  # not followed in memory (a restart), or its result is being written: ask again shortly
                 await asyncio.sleep(0.2)
 
     async def _healthy(self, b: HostRef, stack: str, timeout: float) -> None:
