@@ -213,7 +213,7 @@ class MigrationService:
     async def preflight(self, caller: Caller, stack: str, source: str, destination: str) -> Preflight:
         """Every check, each a named problem; raises only for what the caller may not see or do."""
         check_name(stack)
-        record = await self._stacks.record(caller, stack)
+        await self._stacks.record(caller, stack)  # it exists (NotFound otherwise)
         a, b = await self._hosts(caller, source, destination)
         pf = Preflight(stack, a.id, b.id)
         revision = await self._stack_store.revision(stack)
@@ -256,7 +256,6 @@ class MigrationService:
             pf.add("destination_offline", f"host {b.name!r} is offline")
         else:
             await self._destination_checks(pf, b, project, names)
-        del record
         return pf
 
     async def _source_checks(self, pf: Preflight, a: HostRef, names: list[str]) -> None:
