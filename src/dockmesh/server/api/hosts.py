@@ -8,7 +8,7 @@ from dockmesh.server.api.auth import current_user
 from dockmesh.server.context import ctx
 from dockmesh.server.errors import json_body
 from dockmesh.server.routes import RouteTable
-from dockmesh.server.services import hosts
+from dockmesh.server.services import hosts, maintenance
 from dockmesh.server.services.hosts import MAX_TAGS
 
 routes = RouteTable("hosts")
@@ -35,3 +35,31 @@ async def put_tags(request: web.Request) -> web.Response:
     body = await json_body(request)
     unique = await hosts.set_tags(ctx(request), user, host_id, body.get("tags"))
     return web.json_response({"id": host_id, "tags": unique})
+
+
+async def _cordon(request: web.Request, cordoned: bool) -> web.Response:
+    c = ctx(request)
+    host_id = request.match_info["id"]
+    caller = current_user(request)
+    name = await maintenance.set_cordoned(c.agents, c.audit, c.clock(), caller, host_id, cordoned)
+    return web.json_response({"id": host_id, "name": name, "cordoned": cordoned})
+
+
+@routes.route(
+    "POST",
+    "/api/v1/hosts/{id}/cordon",
+    summary="Cordon a host: it takes no new deploys or migrations; what runs there keeps running",
+    responses={404: "host_not_found", 403: "forbidden (hosts.manage)", 409: "not_cordonable (local)"},
+)
+async def cordon(request: web.Request) -> web.Response:
+    return await _cordon(request, True)
+
+
+@routes.route(
+    "POST",
+    "/api/v1/hosts/{id}/uncordon",
+    summary="Uncordon a host: it takes deploys again (nothing moves back by itself)",
+    responses={404: "host_not_found", 403: "forbidden (hosts.manage)", 409: "not_cordonable (local)"},
+)
+async def uncordon(request: web.Request) -> web.Response:
+    return await _cordon(request, False)
