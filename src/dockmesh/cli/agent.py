@@ -1,9 +1,13 @@
-"""`dockmesh-agent [run|enroll|doctor|status]`: argument parsing only."""
+"""`dockmesh-agent [run|enroll|doctor|status]`: argument parsing only.
+
+`run` is the supervisor (agent/supervisor.py), which starts the selected build as `child`: the agent
+proper. The heavy imports (aiohttp, the Docker adapter) happen only in the commands that need them, so
+the resident supervisor stays small.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
@@ -11,15 +15,18 @@ import time
 
 from dockmesh import __version__
 from dockmesh.agent.config import AgentConfig, AgentConfigError
-from dockmesh.agent.doctor import diagnose
-from dockmesh.agent.runner import Agent
-from dockmesh.agent.state import StateDir
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dockmesh-agent", description="dockmesh agent: dials out to the server")
     p.add_argument("--version", action="version", version=f"dockmesh-agent {__version__}")
-    p.add_argument("command", nargs="?", default="run", choices=["run", "enroll", "doctor", "status"])
+    p.add_argument(
+        "command",
+        nargs="?",
+        default="run",
+        choices=["run", "enroll", "doctor", "status", "child"],
+        help="run (default): the supervisor; child: the agent itself, as the supervisor starts it",
+    )
     p.add_argument(
         "--enroll-url", help="server agent listener, e.g. https://server:8443 (DOCKMESH_ENROLL_URL)"
     )
@@ -43,6 +50,8 @@ def _alive(pid: object) -> bool:
 
 
 def _status(config: AgentConfig, wait: float) -> int:
+    from dockmesh.agent.state import StateDir
+
     state = StateDir(config.state_dir)
     started = time.time()
     deadline = time.monotonic() + wait
@@ -79,11 +88,25 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "status":
         return _status(config, args.wait)
+    if args.command == "run":
+        from dockmesh.agent.supervisor import main as supervise
+
+        # The child gets the same flags (the token may come as --token).
+        argv = sys.argv[1:] if argv is None else argv
+        return supervise(config.state_dir, [a for a in argv if a != "run"])
     if args.command == "doctor":
+        import asyncio
+
+        from dockmesh.agent.doctor import diagnose
+
         checks = asyncio.run(diagnose(config))
         for check in checks:
             print(f"{'ok  ' if check.ok else 'FAIL'} {check.name:<12} {check.detail}")
         return 0 if all(c.ok for c in checks) else 1
+    import asyncio
+
+    from dockmesh.agent.runner import Agent
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     agent = Agent(config)
     if args.command == "enroll":
