@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from dockmesh import __version__
-from dockmesh.cli import audit, fleet, registries, stacks, users
+from dockmesh.cli import audit, fleet, registries, stacks, upgrades, users
 from dockmesh.cli.client import CliError, api, call, checked_pin, save_login
 from dockmesh.cli.table import table
 from dockmesh.server.config import ConfigError, ServerConfig
@@ -250,6 +250,7 @@ def parser() -> argparse.ArgumentParser:
     stacks.add_parsers(sub)
     users.add_parsers(sub)
     registries.add_parsers(sub)
+    upgrades.add_parsers(sub)
     audit.add_parsers(sub)
     return p
 

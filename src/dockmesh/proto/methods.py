@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["Objects", "Stacks"]
+__all__ = ["Objects", "Stacks", "Upgrade"]
 
 
 class Stacks:
@@ -32,3 +32,10 @@ class Objects:
     IMAGES_PULL: Final = "images.pull"  # stream of JSON packets
     IMAGES_REMOVE: Final = "images.remove"
     IMAGES_PRUNE: Final = "images.prune"
+
+
+class Upgrade:
+    """Agent self-upgrade (issue 12, docs/upgrades.md)."""
+
+    OFFER: Final = "agent.upgrade"  # server → agent request: {manifest, signature} (base64)
+    ARTIFACT: Final = "agent.artifact"  # agent → server stream: {arch, version}; the server sends the bytes

@@ -31,6 +31,7 @@ from dockmesh.server.api import (
     objects,
     registries,
     stacks,
+    upgrades,
 )
 from dockmesh.server.api import audit as audit_api
 from dockmesh.server.api import users as users_api
@@ -44,10 +45,12 @@ from dockmesh.server.https import web_tls
 from dockmesh.server.listener import routes as listener_routes
 from dockmesh.server.localhost import LocalHost
 from dockmesh.server.looplag import LoopLag
+from dockmesh.server.manifests import Manifests
 from dockmesh.server.routes import RouteSpec, RouteTable
 from dockmesh.server.services.deploys import Deployer
 from dockmesh.server.services.registries import RegistryService
 from dockmesh.server.services.stacks import StackService
+from dockmesh.server.services.upgrades import UpgradeService
 from dockmesh.server.services.users import UserService
 from dockmesh.server.tokens import FailureLimiter
 from dockmesh.server.tuning import share_tls_read_buffer, tune_gc
@@ -60,6 +63,7 @@ from dockmesh.store.audit import AuditStore
 from dockmesh.store.db import Database
 from dockmesh.store.registries import CredentialStore
 from dockmesh.store.stacks import StackStore
+from dockmesh.store.upgrades import UpgradeStore
 from dockmesh.store.users import UserStore
 
 log = logging.getLogger(__name__)
@@ -74,6 +78,7 @@ HTTP_TABLES: tuple[RouteTable, ...] = (
     stacks.routes,
     objects.routes,
     registries.routes,
+    upgrades.routes,
     audit_api.routes,
     dashboard.routes,
     install.routes,
@@ -89,6 +94,7 @@ HTTP_TABLES: tuple[RouteTable, ...] = (
     pages.users.routes,
     pages.registries.routes,
     pages.audit.routes,
+    pages.upgrades.routes,
     pages.static.routes,
 )
 
@@ -129,6 +135,8 @@ async def build_context(config: ServerConfig, clock: Callable[[], float] = time.
     gateway.on_online.append(deployer.host_online)
     accounts = Accounts(users, clock)
     registries = RegistryService(CredentialStore(db), Vault.load_or_create(config.data_dir), clock)
+    artifacts = Artifacts(config.artifact_dir or config.data_dir / "artifacts")
+    manifests = Manifests.open(config.data_dir, artifacts, clock)
     return ServerContext(
         config=config,
         clock=clock,
@@ -139,7 +147,7 @@ async def build_context(config: ServerConfig, clock: Callable[[], float] = time.
         accounts=accounts,
         ca=ca,
         gateway=gateway,
-        artifacts=Artifacts(config.artifact_dir or config.data_dir / "artifacts"),
+        artifacts=artifacts,
         limiter=FailureLimiter(clock),
         local=local,
         directory=directory,
@@ -149,6 +157,7 @@ async def build_context(config: ServerConfig, clock: Callable[[], float] = time.
         ),
         users_service=UserService(users, accounts, audit, directory, clock),
         registries=registries,
+        upgrades=UpgradeService(UpgradeStore(db), manifests, gateway, directory, clock),
         web_tls=web_tls(config, ca),
     )
 

@@ -18,6 +18,7 @@ from dockmesh.server.localhost import LocalHost
 from dockmesh.server.looplag import LoopLag
 from dockmesh.server.services.registries import RegistryService
 from dockmesh.server.services.stacks import StackService
+from dockmesh.server.services.upgrades import UpgradeService
 from dockmesh.server.services.users import UserService
 from dockmesh.server.tokens import FailureLimiter
 from dockmesh.store.agents import AgentStore
@@ -45,6 +46,7 @@ class ServerContext:
     stacks: StackService
     users_service: UserService
     registries: RegistryService
+    upgrades: UpgradeService
     web_tls: WebTls | None = None  # None: the UI listener serves plain HTTP
 
 

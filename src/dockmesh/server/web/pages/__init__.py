@@ -11,6 +11,7 @@ from dockmesh.server.web.pages import (
     roles,
     stacks,
     static,
+    upgrades,
     users,
 )
 
@@ -25,5 +26,6 @@ __all__ = [
     "roles",
     "stacks",
     "static",
+    "upgrades",
     "users",
 ]
