@@ -58,7 +58,11 @@ def upgrade_report(value: object) -> dict[str, str] | None:
     """The hello's `upgrade` field, bounded; None when absent or malformed (no junk from a peer is stored)."""
     if not isinstance(value, dict) or value.get("outcome") not in OUTCOMES:
         return None
-    return {k: escaped(str(value.get(k) or ""))[:300] for k in ("to", "outcome", "error")}
+    # Control characters would garble the UI and the CLI table: kept out, like the facts' (agentdata.py).
+    return {
+        k: "".join(ch for ch in str(value.get(k) or "") if ch.isprintable())[:300]
+        for k in ("to", "outcome", "error")
+    }
 
 
 @dataclass(eq=False)
