@@ -34,8 +34,18 @@ TRIAL_S = "20"
 
 
 @pytest.fixture(scope="session")
-def builds(agent_artifacts: Path) -> Iterator[dict[str, Path]]:
-    """The old build (version override) and the new one (this checkout), each built once per session."""
+def builds(request: pytest.FixtureRequest) -> Iterator[dict[str, Path]]:
+    """The old build (version override) and the new one (this checkout), each built once per session.
+
+    Outside CI, DOCKMESH_TEST_UPGRADE_BUILDS may name a dir holding both pex files from an earlier
+    `build_versioned` run, to skip the two builds (minutes each) while working on these tests.
+    """
+    prebuilt = os.environ.get("DOCKMESH_TEST_UPGRADE_BUILDS")
+    if prebuilt and os.environ.get("CI") != "true":
+        base = Path(prebuilt)
+        yield {"old": base / artifact_name(ARCH, OLD), "new": base / NEW_NAME, "pex_root": base / "pexroot"}
+        return
+    agent_artifacts: Path = request.getfixturevalue("agent_artifacts")
     out = short_tmpdir("upg")
     started = time.monotonic()
     old = build_versioned(out, OLD)
