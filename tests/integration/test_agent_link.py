@@ -63,8 +63,11 @@ def test_agent_enrols_comes_online_with_facts_and_listens_nowhere(
     assert not (agent.state_dir / "token").exists()
     # The agent dials out and never listens.
     assert agent.proc is not None
-    proc = psutil.Process(agent.proc.pid)
-    listening = [c for c in proc.net_connections(kind="all") if c.status == psutil.CONN_LISTEN]
+    # `run` is the supervisor; the agent proper is its child: neither listens.
+    supervisor = psutil.Process(agent.proc.pid)
+    procs = [supervisor, *supervisor.children(recursive=True)]
+    assert len(procs) >= 2
+    listening = [c for p in procs for c in p.net_connections(kind="all") if c.status == psutil.CONN_LISTEN]
     assert listening == []
     code, out = agent.run("status")
     assert code == 0
@@ -149,7 +152,7 @@ def test_silent_agent_goes_offline_and_returns(server: ServerProc, agent_factory
     assert agent.agent_id
     assert agent.proc
     wait_online(server, agent.agent_id)
-    agent.proc.pause()
+    agent.proc.pause(group=True)  # the supervisor and the agent it runs
     try:
         wait_for(
             lambda: server.api.host(agent.agent_id)["status"] == "offline",  # type: ignore[index]
@@ -157,7 +160,7 @@ def test_silent_agent_goes_offline_and_returns(server: ServerProc, agent_factory
             message="a frozen agent still shows online",
         )
     finally:
-        agent.proc.resume()
+        agent.proc.resume(group=True)
     wait_online(server, agent.agent_id, timeout=30)
 
 

@@ -108,7 +108,7 @@ class UpgradeService:
                 record = replace(record, state=outcome, error=report["error"] or None)
                 action = "upgrade.rolled_back" if outcome == "rolled_back" else "upgrade.failed"
                 detail = {"to": target, "error": report["error"]}
-                event = AuditEvent(now, SYSTEM, action, host_id, detail, host=host_id, outcome="error")
+                event = AuditEvent(now, SYSTEM, action, host_id, detail, host=host_id, outcome="failed")
         elif target is not None and version == target and record.state != "done":
             record = replace(record, state="done", error=None)
         await self._store.put(record, event)
@@ -156,7 +156,7 @@ class UpgradeService:
             return
         now = self._clock()
         detail = {"to": record.target, "error": error[:300]}
-        event = AuditEvent(now, SYSTEM, "upgrade.failed", host_id, detail, host=host_id, outcome="error")
+        event = AuditEvent(now, SYSTEM, "upgrade.failed", host_id, detail, host=host_id, outcome="failed")
         await self._store.put(replace(record, state=state, error=error[:500], updated_at=now), event)
 
     async def _set_state(self, host_id: str, state: str) -> None:
