@@ -17,7 +17,6 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -49,17 +48,38 @@ class IllegalTrialStep(RuntimeError):
     pass
 
 
-@dataclass(frozen=True)
 class Trial:
-    state: TrialState
-    from_build: Optional[str]  # relative to the state dir; None = the installed build
-    to_build: str
-    version: str
-    deadline: float = 0.0
-    error: str = ""
+    """One attempt, never changed in place (`but` makes a copy).
+
+    A plain class, not a dataclass: `dataclasses` costs the resident supervisor ~3 MB RSS (`inspect`).
+    """
+
+    __slots__ = ("deadline", "error", "from_build", "state", "to_build", "version")
+
+    def __init__(
+        self,
+        state: TrialState,
+        from_build: Optional[str],  # relative to the state dir; None = the installed build
+        to_build: str,
+        version: str,
+        deadline: float = 0.0,
+        error: str = "",
+    ) -> None:
+        self.state = state
+        self.from_build = from_build
+        self.to_build = to_build
+        self.version = version
+        self.deadline = deadline
+        self.error = error
+
+    def but(self, **changes: Any) -> Trial:
+        """A copy with some fields changed."""
+        fields = {name: getattr(self, name) for name in self.__slots__}
+        fields.update(changes)
+        return Trial(**fields)
 
     def to_json(self) -> dict[str, Any]:
-        doc = asdict(self)
+        doc = {name: getattr(self, name) for name in self.__slots__}
         doc["state"] = self.state.value
         return doc
 
@@ -136,7 +156,7 @@ class TrialFiles:
     def start(self, trial: Trial) -> Trial:
         """Start the trial, or resume one a kill interrupted (its deadline does not move)."""
         deadline = trial.deadline if trial.state is TrialState.TRYING else self._clock() + self.bound
-        started = replace(trial, state=TrialState.TRYING, deadline=deadline)
+        started = trial.but(state=TrialState.TRYING, deadline=deadline)
         self._move(started)
         return started
 
@@ -145,14 +165,14 @@ class TrialFiles:
         trial = self.trial()
         if trial is None or trial.state is not TrialState.TRYING or trial.to_build != build:
             return False
-        self._move(replace(trial, state=TrialState.PASSED))
+        self._move(trial.but(state=TrialState.PASSED))
         return True
 
     def fail(self, error: str) -> None:
         trial = self.trial()
         if trial is None:
             raise IllegalTrialStep("no trial to fail")
-        self._move(replace(trial, state=TrialState.FAILED, error=error))
+        self._move(trial.but(state=TrialState.FAILED, error=error))
 
     def commit(self) -> None:
         trial = self.trial()

@@ -8,13 +8,18 @@ the resident supervisor stays small.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import time
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dockmesh import __version__
-from dockmesh.agent.config import AgentConfig, AgentConfigError
+
+if TYPE_CHECKING:
+    from dockmesh.agent.config import AgentConfig
+
+DEFAULT_STATE_DIR = "/var/lib/dockmesh-agent"  # as agent/config.py (not imported by `run`: its footprint)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -79,6 +84,16 @@ def _status(config: AgentConfig, wait: float) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "run":
+        # The supervisor needs only the state dir: it stays clear of the config module (and of its
+        # imports), and the child it starts checks the configuration and reports any error itself.
+        from dockmesh.agent.supervisor import main as supervise
+
+        state_dir = args.state_dir or os.environ.get("DOCKMESH_STATE_DIR") or DEFAULT_STATE_DIR
+        argv = sys.argv[1:] if argv is None else argv  # the child gets the same flags (e.g. --token)
+        return supervise(Path(state_dir), [a for a in argv if a != "run"])
+    from dockmesh.agent.config import AgentConfig, AgentConfigError
+
     try:
         config = AgentConfig.from_env(
             enroll_url=args.enroll_url, token=args.token, ca_sha256=args.ca_sha256, state_dir=args.state_dir
@@ -88,12 +103,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "status":
         return _status(config, args.wait)
-    if args.command == "run":
-        from dockmesh.agent.supervisor import main as supervise
-
-        # The child gets the same flags (the token may come as --token).
-        argv = sys.argv[1:] if argv is None else argv
-        return supervise(config.state_dir, [a for a in argv if a != "run"])
     if args.command == "doctor":
         import asyncio
 
@@ -104,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{'ok  ' if check.ok else 'FAIL'} {check.name:<12} {check.detail}")
         return 0 if all(c.ok for c in checks) else 1
     import asyncio
+    import logging
 
     from dockmesh.agent.runner import Agent
 
