@@ -64,6 +64,7 @@ class Agent:
         self.upgrader = Upgrader(self.state, self.trials, clock=clock)
         # This process's build (relative to the state dir; "" = the installed one): the supervisor sets it.
         self.build = os.environ.get("DOCKMESH_BUILD", "")
+        self._leaving: asyncio.Future[None] | None = None
 
     # --- status file (read by `dockmesh-agent status` and the installer) ---------------------
     def _on_phase(self, previous: Phase, phase: Phase) -> None:
@@ -249,11 +250,12 @@ class Agent:
             raise RemoteError("upgrade_refused", f"already restarting into {self.upgrader.staged}")
         result = await self.upgrader.apply(link, params)
         # Answer first, then leave: the server records the restart before the link goes.
-        asyncio.get_running_loop().call_later(
-            0.2,
-            lambda: asyncio.ensure_future(link.close(CloseCode.GOING_AWAY, "restarting into a new build")),
-        )
+        asyncio.get_running_loop().call_later(0.2, self._leave, link)
         return result
+
+    def _leave(self, link: Link) -> None:
+        # Kept referenced until done: an unreferenced task may be collected before the close is sent.
+        self._leaving = asyncio.ensure_future(link.close(CloseCode.GOING_AWAY, "restarting into a new build"))
 
     def _upgrade_report(self) -> dict[str, Any] | None:
         """What the hello says about the last upgrade attempt (docs/upgrades.md)."""
