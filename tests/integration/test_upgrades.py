@@ -27,6 +27,9 @@ from tests.integration.harness import AgentProc, ServerProc
 from tests.integration.spine import wait_online
 from tests.integration.upgrade_artifacts import build_versioned
 
+# The first test also pays for the session's two pex builds (minutes each on a loaded machine).
+pytestmark = pytest.mark.timeout(1800)
+
 OLD = "0.0.1"
 ARCH = os.uname().machine
 NEW_NAME = artifact_name(ARCH, __version__)
