@@ -379,11 +379,12 @@ class Proc:
         self._signal_group(signal.SIGKILL)
         return self.wait(10)
 
-    def pause(self) -> None:
-        self.signal(signal.SIGSTOP)
+    def pause(self, group: bool = False) -> None:
+        """SIGSTOP the process, or its whole group (an agent: the supervisor and the agent it runs)."""
+        (self._signal_group if group else self.signal)(signal.SIGSTOP)
 
-    def resume(self) -> None:
-        self.signal(signal.SIGCONT)
+    def resume(self, group: bool = False) -> None:
+        (self._signal_group if group else self.signal)(signal.SIGCONT)
 
     def log_text(self) -> str:
         try:

@@ -201,6 +201,9 @@ class AgentProc:
         self.docker_host = docker_host
         self.token = token
         self.proc: Proc | None = None
+        # The program to run instead of this checkout (e.g. a built artifact), and extra environment.
+        self.program: list[str] = [sys.executable, "-m", "dockmesh.cli.agent"]
+        self.extra_env: dict[str, str] = {}
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKMESH_")}
@@ -209,12 +212,13 @@ class AgentProc:
             DOCKMESH_STATE_DIR=str(self.state_dir),
             DOCKER_HOST=self.docker_host,
         )
+        env.update(self.extra_env)
         if self.token:
             env["DOCKMESH_TOKEN"] = self.token
         return env
 
     def start(self, *args: str) -> AgentProc:
-        argv = [sys.executable, "-m", "dockmesh.cli.agent", *args]
+        argv = [*self.program, *args]
         self.proc = spawn(argv, env=self.env(), log_path=self.log_path)
         return self
 

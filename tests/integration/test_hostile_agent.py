@@ -104,6 +104,21 @@ class RawAgent:
             if first & 0x0F == 0x2:
                 return wire.decode(payload, 1 << 20)
 
+    async def closed_with(self) -> int:
+        """The close code of the server's WebSocket close frame (link frames before it skipped)."""
+        assert self.reader is not None
+        while True:
+            first, second = await self.reader.readexactly(2)
+            size = second & 0x7F
+            if size == 126:
+                (size,) = struct.unpack("!H", await self.reader.readexactly(2))
+            elif size == 127:
+                (size,) = struct.unpack("!Q", await self.reader.readexactly(8))
+            payload = await self.reader.readexactly(size)
+            if first & 0x0F == 0x8:
+                code: int = struct.unpack("!H", payload[:2])[0]
+                return code
+
     async def hello(self, facts: dict[str, Any]) -> wire.Frame:
         params = {"protocol": PROTOCOL_VERSION, **facts}
         await self.send(wire.request_frame(1, "hello", params, 15_000))
@@ -290,5 +305,26 @@ def test_a_peer_that_floods_and_never_reads_is_dropped_and_marked_offline(
         )
         assert "1008" in detail["last_error"]
         assert server.api.host(good.agent_id)["status"] == "online"  # type: ignore[index]
+    finally:
+        raw.close()
+
+
+def test_an_agent_newer_than_the_server_is_refused_with_4426_saying_so(
+    server: ServerProc, agent_factory: AgentFactory
+) -> None:
+    agent = agent_factory(server, "newer")
+    assert agent.agent_id
+    wait_online(server, agent.agent_id)
+    agent.stop()
+    raw = RawAgent(agent, server)
+    try:
+        raw.call(raw.connect())
+        answer = raw.call(raw.hello({"protocol": PROTOCOL_VERSION + 1, "hostname": "newer"}))
+        assert answer.type is FrameType.RESPONSE
+        error = json.loads(answer.payload)["error"]
+        assert error["code"] == "upgrade_required"
+        assert f"newer than this server's {PROTOCOL_VERSION}: upgrade the server" in error["message"]
+        assert raw.call(raw.closed_with()) == 4426
+        assert server.api.host(agent.agent_id)["status"] == "offline"  # type: ignore[index]
     finally:
         raw.close()

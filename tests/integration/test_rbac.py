@@ -236,6 +236,8 @@ def expect(spec: RouteSpec, s: Scoped) -> str | None:
         return "403"  # the audit log is for administrators
     if key in {("POST", "/api/v1/agents"), ("GET", "/agents/new"), ("POST", "/agents/new")}:
         return "403"  # enrolling needs agents.manage on every host
+    if key == ("PUT", "/api/v1/upgrades/policy"):
+        return "403"  # the fleet's upgrade policy needs agents.manage on every host
     if "{" not in path and spec.method == "GET":
         return "list"  # a list or a page of lists: the other host must not be in it
     if "{host}" in path or ("{id}" in path and path.startswith(("/api/v1/hosts/", "/hosts/", "/agents/"))):
@@ -280,6 +282,7 @@ def sample_body(spec: RouteSpec, s: Scoped) -> dict[str, Any] | None:
         "password": "walker-password",
         "permissions": ["hosts.view"],
         "url": "127.0.0.1:5000",
+        "policy": "manual",
     }
     schema = spec.body or {}
     props = schema.get("properties", {})

@@ -134,4 +134,5 @@ async def enrol(config: AgentConfig, state: StateDir, token: str, facts: dict[st
         token_sha256=token_sha256(token),
     )
     state.save_enrolment(identity, key_to_pem(key), cert_to_pem(cert), ca_pem)
+    state.learn_upgrade_key(data.get("upgrade_public_key"))
     return identity

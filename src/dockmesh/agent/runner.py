@@ -20,16 +20,19 @@ from dockmesh.agent.enrol import EnrolError, enrol
 from dockmesh.agent.host import DockerHost, HostPort
 from dockmesh.agent.lifecycle import Lifecycle, Phase
 from dockmesh.agent.state import Identity, StateDir, token_sha256
-from dockmesh.link import AiohttpSocket, Link, LinkError
+from dockmesh.agent.supervisor import RESTART
+from dockmesh.agent.trial import TrialFiles, TrialState
+from dockmesh.agent.upgrade import Upgrader
+from dockmesh.link import AiohttpSocket, Link, LinkError, RemoteError
 from dockmesh.pki.identity import cert_info, cert_to_pem, load_cert
 from dockmesh.pki.issued import check_issued, utcnow
 from dockmesh.pki.keys import generate_key, key_to_pem, make_csr
 from dockmesh.pki.tls import client_context
-from dockmesh.proto import FATAL_CODES, CloseCode, Limits, Role
+from dockmesh.proto import FATAL_CODES, PROTOCOL_VERSION, CloseCode, Limits, Role
+from dockmesh.proto.methods import Upgrade
 
 log = logging.getLogger("dockmesh.agent")
 
-PROTOCOL_VERSION = 1
 HEALTHY_AFTER = 10.0  # a session up this long resets the backoff: the server is not flapping
 RENEW_AT = 2 / 3
 
@@ -66,6 +69,11 @@ class Agent:
         self._last_error: str | None = None
         self._server_version: str | None = None
         self._refused = False  # the last connect found nothing listening (see Backoff)
+        self.trials = TrialFiles(config.state_dir, clock)
+        self.upgrader = Upgrader(self.state, self.trials, clock=clock)
+        # This process's build (relative to the state dir; "" = the installed one): the supervisor sets it.
+        self.build = os.environ.get("DOCKMESH_BUILD", "")
+        self._leaving: asyncio.Future[None] | None = None
 
     # --- status file (read by `dockmesh-agent status` and the installer) ---------------------
     def _on_phase(self, previous: Phase, phase: Phase) -> None:
@@ -100,6 +108,11 @@ class Agent:
                 self.lifecycle.to(Phase.CONNECTING)
                 started = self._clock()
                 code = await self._session(identity, host)
+                if self.upgrader.staged is not None:
+                    log.info("restarting into %s", self.upgrader.staged)
+                    return RESTART
+                if code == CloseCode.UPGRADE_REQUIRED:
+                    log.error("dockmesh-agent: %s", self._last_error)
                 if code in FATAL_CODES:
                     self._check_expiry()  # an expired certificate is the likelier reason: say that one
                     raise Fatal(
@@ -209,7 +222,7 @@ class Agent:
                     AiohttpSocket(ws),
                     Role.DIALER,
                     limits=limits,
-                    on_request=host.handle,
+                    on_request=lambda method, params: self._on_request(link, host, method, params),
                     on_stream=host.stream,
                     idle_timeout=self.heartbeat_interval * 2.5,
                 )
@@ -241,14 +254,53 @@ class Agent:
             self._fail(f"cannot connect to {identity.connect_url}: {exc or type(exc).__name__}")
         return None
 
+    async def _on_request(self, link: Link, host: HostPort, method: str, params: dict[str, Any]) -> Any:
+        if method != Upgrade.OFFER:
+            return await host.handle(method, params)
+        if self.upgrader.staged is not None:
+            raise RemoteError("upgrade_refused", f"already restarting into {self.upgrader.staged}")
+        result = await self.upgrader.apply(link, params)
+        # Answer first, then leave: the server records the restart before the link goes.
+        asyncio.get_running_loop().call_later(0.2, self._leave, link)
+        return result
+
+    def _leave(self, link: Link) -> None:
+        # Kept referenced until done: an unreferenced task may be collected before the close is sent.
+        self._leaving = asyncio.ensure_future(link.close(CloseCode.GOING_AWAY, "restarting into a new build"))
+
+    def _upgrade_report(self) -> dict[str, Any] | None:
+        """What the hello says about the last upgrade attempt (docs/upgrades.md)."""
+        trial = self.trials.trial()
+        if (
+            trial is not None
+            and trial.state is TrialState.TRYING
+            and self.build
+            and trial.to_build == self.build
+        ):
+            return {"to": trial.version, "outcome": "trial", "error": ""}
+        outcome = self.trials.outcome()
+        if outcome is None:
+            return None
+        return {k: str(outcome.get(k) or "")[:500] for k in ("to", "outcome", "error")}
+
     async def _hello(self, link: Link, host: HostPort) -> None:
         facts = await self._facts(host)
-        result = await link.request(
-            "hello",
-            {**facts, "protocol": PROTOCOL_VERSION, "capabilities": ["heartbeat", "renew"]},
-            timeout=15.0,
-        )
+        params: dict[str, Any] = {
+            **facts,
+            "protocol": PROTOCOL_VERSION,
+            "capabilities": ["heartbeat", "renew"],
+        }
+        report = self._upgrade_report()
+        if report is not None:
+            params["upgrade"] = report
+        result = await link.request("hello", params, timeout=15.0)
         self._server_version = result.get("server_version")
+        if self.state.learn_upgrade_key(result.get("upgrade_public_key")):
+            log.info("learnt the server's upgrade key from its hello")
+        # On trial, the health check is this hello answered with Docker reachable; the supervisor commits.
+        healthy = not getattr(host, "engine_error", None)
+        if report and report["outcome"] == "trial" and healthy and self.trials.pass_(self.build):
+            log.info("trial of %s passed", report["to"])
         interval = result.get("heartbeat_interval_s")
         if isinstance(interval, (int, float)) and interval > 0:
             self.heartbeat_interval = float(interval)

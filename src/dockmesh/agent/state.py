@@ -34,6 +34,7 @@ class StateDir:
         self.identity_file = path / "agent.json"
         self.token_file = path / "token"
         self.status_file = path / "status.json"
+        self.upgrade_key = path / "upgrade.pub"
 
     def ensure(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -102,6 +103,26 @@ class StateDir:
         except (OSError, ValueError):
             return None
         return data if isinstance(data, dict) else None
+
+    # --- the server's upgrade-signing public key ---------------------------------------------------
+    def upgrade_public_key(self) -> str | None:
+        try:
+            return self.upgrade_key.read_text().strip() or None
+        except OSError:
+            return None
+
+    def learn_upgrade_key(self, key: object) -> bool:
+        """Keep the first valid key only: a key this agent has is never replaced over the wire."""
+        from dockmesh.pki.signing import public_key_from_b64
+
+        if self.upgrade_public_key() is not None or not isinstance(key, str):
+            return False
+        try:
+            public_key_from_b64(key)
+        except ValueError:
+            return False
+        write_atomic(self.upgrade_key, key.encode(), 0o644)
+        return True
 
 
 def token_sha256(token: str) -> str:

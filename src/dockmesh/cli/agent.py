@@ -1,25 +1,37 @@
-"""`dockmesh-agent [run|enroll|doctor|status]`: argument parsing only."""
+"""`dockmesh-agent [run|enroll|doctor|status]`: argument parsing only.
+
+`run` is the supervisor (agent/supervisor.py), which starts the selected build as `child`: the agent
+proper. The heavy imports (aiohttp, the Docker adapter) happen only in the commands that need them, so
+the resident supervisor stays small.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 import os
 import sys
 import time
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dockmesh import __version__
-from dockmesh.agent.config import AgentConfig, AgentConfigError
-from dockmesh.agent.doctor import diagnose
-from dockmesh.agent.runner import Agent
-from dockmesh.agent.state import StateDir
+
+if TYPE_CHECKING:
+    from dockmesh.agent.config import AgentConfig
+
+DEFAULT_STATE_DIR = "/var/lib/dockmesh-agent"  # as agent/config.py (not imported by `run`: its footprint)
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dockmesh-agent", description="dockmesh agent: dials out to the server")
     p.add_argument("--version", action="version", version=f"dockmesh-agent {__version__}")
-    p.add_argument("command", nargs="?", default="run", choices=["run", "enroll", "doctor", "status"])
+    p.add_argument(
+        "command",
+        nargs="?",
+        default="run",
+        choices=["run", "enroll", "doctor", "status", "child"],
+        help="run (default): the supervisor; child: the agent itself, as the supervisor starts it",
+    )
     p.add_argument(
         "--enroll-url", help="server agent listener, e.g. https://server:8443 (DOCKMESH_ENROLL_URL)"
     )
@@ -43,6 +55,8 @@ def _alive(pid: object) -> bool:
 
 
 def _status(config: AgentConfig, wait: float) -> int:
+    from dockmesh.agent.state import StateDir
+
     state = StateDir(config.state_dir)
     started = time.time()
     deadline = time.monotonic() + wait
@@ -70,6 +84,16 @@ def _status(config: AgentConfig, wait: float) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "run":
+        # The supervisor needs only the state dir: it stays clear of the config module (and of its
+        # imports), and the child it starts checks the configuration and reports any error itself.
+        from dockmesh.agent.supervisor import main as supervise
+
+        state_dir = args.state_dir or os.environ.get("DOCKMESH_STATE_DIR") or DEFAULT_STATE_DIR
+        argv = sys.argv[1:] if argv is None else argv  # the child gets the same flags (e.g. --token)
+        return supervise(Path(state_dir), [a for a in argv if a != "run"])
+    from dockmesh.agent.config import AgentConfig, AgentConfigError
+
     try:
         config = AgentConfig.from_env(
             enroll_url=args.enroll_url, token=args.token, ca_sha256=args.ca_sha256, state_dir=args.state_dir
@@ -80,10 +104,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "status":
         return _status(config, args.wait)
     if args.command == "doctor":
+        import asyncio
+
+        from dockmesh.agent.doctor import diagnose
+
         checks = asyncio.run(diagnose(config))
         for check in checks:
             print(f"{'ok  ' if check.ok else 'FAIL'} {check.name:<12} {check.detail}")
         return 0 if all(c.ok for c in checks) else 1
+    import asyncio
+    import logging
+
+    from dockmesh.agent.runner import Agent
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     agent = Agent(config)
     if args.command == "enroll":

@@ -13,7 +13,7 @@ import urllib.parse
 from pathlib import Path
 
 from dockmesh import __version__
-from dockmesh.cli import audit, fleet, registries, stacks, users
+from dockmesh.cli import audit, fleet, registries, stacks, upgrades, users
 from dockmesh.cli.client import CliError, api, call, checked_pin, save_login
 from dockmesh.cli.migrate import resolve_host
 from dockmesh.cli.table import table
@@ -277,6 +277,7 @@ def parser() -> argparse.ArgumentParser:
     stacks.add_parsers(sub)
     users.add_parsers(sub)
     registries.add_parsers(sub)
+    upgrades.add_parsers(sub)
     audit.add_parsers(sub)
     return p
 

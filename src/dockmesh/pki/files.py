@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 
 
@@ -11,7 +10,9 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Replace ``path`` with ``data`` atomically, leaving it with exactly ``mode``."""
     path = Path(path)
     directory = path.parent
-    tmp = directory / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    # os.urandom, not secrets: this module is in the resident supervisor, and `secrets` pulls in
+    # hashlib and OpenSSL (~5 MB RSS) for a name that only has to be unlikely to collide.
+    tmp = directory / f".{path.name}.{os.urandom(6).hex()}.tmp"
     # O_EXCL with the final mode means secrets are never readable by others, not even briefly.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), mode)
     try:

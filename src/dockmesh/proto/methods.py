@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["Objects", "Stacks", "Volumes"]
+__all__ = ["Objects", "Stacks", "Upgrade", "Volumes"]
 
 
 class Stacks:
@@ -43,3 +43,10 @@ class Volumes:
     DISCARD: Final = "volumes.discard"  # remove what one migration created on this host
     EXPORT: Final = "volumes.export"  # stream: tar packets, then the end packet with the SHA-256
     IMPORT: Final = "volumes.import"  # stream: takes what export sends, answers the verified result
+
+
+class Upgrade:
+    """Agent self-upgrade (issue 12, docs/upgrades.md)."""
+
+    OFFER: Final = "agent.upgrade"  # server → agent request: {manifest, signature} (base64)
+    ARTIFACT: Final = "agent.artifact"  # agent → server stream: {arch, version}; the server sends the bytes

@@ -33,6 +33,7 @@ from dockmesh.server.api import (
     objects,
     registries,
     stacks,
+    upgrades,
 )
 from dockmesh.server.api import audit as audit_api
 from dockmesh.server.api import users as users_api
@@ -46,11 +47,13 @@ from dockmesh.server.https import web_tls
 from dockmesh.server.listener import routes as listener_routes
 from dockmesh.server.localhost import LOCAL_ID, LocalHost
 from dockmesh.server.looplag import LoopLag
+from dockmesh.server.manifests import Manifests
 from dockmesh.server.routes import RouteSpec, RouteTable
 from dockmesh.server.services.deploys import Deployer
 from dockmesh.server.services.migrations import MigrationService
 from dockmesh.server.services.registries import RegistryService
 from dockmesh.server.services.stacks import StackService
+from dockmesh.server.services.upgrades import UpgradeService
 from dockmesh.server.services.users import UserService
 from dockmesh.server.sessions import WEB_SECRET, load_or_create_secret
 from dockmesh.server.tokens import FailureLimiter
@@ -64,6 +67,7 @@ from dockmesh.store.db import Database
 from dockmesh.store.registries import CredentialStore
 from dockmesh.store.stack_migrations import MigrationStore
 from dockmesh.store.stacks import StackStore
+from dockmesh.store.upgrades import UpgradeStore
 from dockmesh.store.users import UserStore
 
 log = logging.getLogger(__name__)
@@ -79,6 +83,7 @@ HTTP_TABLES: tuple[RouteTable, ...] = (
     migrations.routes,
     objects.routes,
     registries.routes,
+    upgrades.routes,
     audit_api.routes,
     dashboard.routes,
     install.routes,
@@ -95,6 +100,7 @@ HTTP_TABLES: tuple[RouteTable, ...] = (
     pages.users.routes,
     pages.registries.routes,
     pages.audit.routes,
+    pages.upgrades.routes,
     pages.static.routes,
 )
 
@@ -159,6 +165,8 @@ async def build_context(config: ServerConfig, clock: Callable[[], float] = time.
         sweep_interval=config.heartbeat_interval * 2,
     )
     gateway.on_online.append(migrations.host_online)
+    artifacts = Artifacts(config.artifact_dir or config.data_dir / "artifacts")
+    manifests = Manifests.open(config.data_dir, artifacts, clock)
     return ServerContext(
         config=config,
         clock=clock,
@@ -169,7 +177,7 @@ async def build_context(config: ServerConfig, clock: Callable[[], float] = time.
         accounts=accounts,
         ca=ca,
         gateway=gateway,
-        artifacts=Artifacts(config.artifact_dir or config.data_dir / "artifacts"),
+        artifacts=artifacts,
         limiter=FailureLimiter(clock),
         local=local,
         directory=directory,
@@ -178,6 +186,7 @@ async def build_context(config: ServerConfig, clock: Callable[[], float] = time.
         users_service=UserService(users, accounts, audit, directory, clock),
         registries=registries,
         migrations=migrations,
+        upgrades=UpgradeService(UpgradeStore(db), manifests, gateway, directory, clock),
         web_tls=web_tls(config, ca),
     )
 

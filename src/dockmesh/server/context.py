@@ -19,6 +19,7 @@ from dockmesh.server.looplag import LoopLag
 from dockmesh.server.services.migrations import MigrationService
 from dockmesh.server.services.registries import RegistryService
 from dockmesh.server.services.stacks import StackService
+from dockmesh.server.services.upgrades import UpgradeService
 from dockmesh.server.services.users import UserService
 from dockmesh.server.tokens import FailureLimiter
 from dockmesh.store.agents import AgentStore
@@ -47,6 +48,7 @@ class ServerContext:
     users_service: UserService
     registries: RegistryService
     migrations: MigrationService
+    upgrades: UpgradeService
     web_tls: WebTls | None = None  # None: the UI listener serves plain HTTP
 
 

@@ -9,16 +9,19 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from dockmesh import __version__
 from dockmesh.link import AiohttpSocket, Link, RemoteError
+from dockmesh.link.stream import Stream
 from dockmesh.pki.ca import CertificateAuthority
 from dockmesh.pki.identity import cert_info, cert_to_pem, common_name, fingerprint
 from dockmesh.pki.tls import peer_certificate
-from dockmesh.proto import CloseCode, Limits, Role
+from dockmesh.proto import PROTOCOL_VERSION, CloseCode, Limits, Role
+from dockmesh.proto.methods import Upgrade
 from dockmesh.server.agentdata import FACT_KEYS, BadMetrics, clean_facts, clean_metrics, escaped
 from dockmesh.server.bucket import TokenBucket
 from dockmesh.server.errors import ApiError
@@ -26,7 +29,6 @@ from dockmesh.store.agents import AgentState, AgentStore, CertRecord
 
 log = logging.getLogger(__name__)
 
-PROTOCOL_VERSION = 1
 HELLO_TIMEOUT = 15.0
 # Per agent (across its reconnects): hello writes the agent row, renew signs a certificate (~1 ms of
 # CPU and a write). A healthy agent sends one hello per connection and one renew per 20 days; these
@@ -35,7 +37,32 @@ HELLO_TIMEOUT = 15.0
 HELLO_RATE = (10, 6.0)
 RENEW_RATE = (3, 5.0)
 
-__all__ = ["FACT_KEYS", "Conn", "Gateway", "cert_record"]
+__all__ = ["FACT_KEYS", "Conn", "Gateway", "cert_record", "negotiate", "upgrade_report"]
+
+OUTCOMES = ("trial", "committed", "rolled_back", "refused")
+ARTIFACT_CHUNK = 256 * 1024
+
+
+def negotiate(protocol: object) -> str | None:
+    """None when we speak the agent's protocol (ours or the one before it), else the refusal's reason."""
+    if protocol in (PROTOCOL_VERSION, PROTOCOL_VERSION - 1) and not isinstance(protocol, bool):
+        return None
+    if isinstance(protocol, int) and not isinstance(protocol, bool) and protocol > PROTOCOL_VERSION:
+        ours = PROTOCOL_VERSION
+        return f"agent speaks protocol {protocol}, newer than this server's {ours}: upgrade the server"
+    shown = escaped(str(protocol))[:20]
+    return f"agent protocol {shown} is too old for this server's {PROTOCOL_VERSION}: reinstall the agent"
+
+
+def upgrade_report(value: object) -> dict[str, str] | None:
+    """The hello's `upgrade` field, bounded; None when absent or malformed (no junk from a peer is stored)."""
+    if not isinstance(value, dict) or value.get("outcome") not in OUTCOMES:
+        return None
+    # Control characters would garble the UI and the CLI table: kept out, like the facts' (agentdata.py).
+    return {
+        k: "".join(ch for ch in str(value.get(k) or "") if ch.isprintable())[:300]
+        for k in ("to", "outcome", "error")
+    }
 
 
 @dataclass(eq=False)
@@ -84,6 +111,12 @@ class Gateway:
         self._rates: dict[tuple[str, str], TokenBucket] = {}
         # Called with the agent id once its hello is done (the deployer settles that host's deploys).
         self.on_online: list[Callable[[str], None]] = []
+        # Upgrades (docs/upgrades.md): the key agents learn at hello, the hook that sees each hello's
+        # version and upgrade report, and where an `agent.artifact` stream finds its file.
+        self.upgrade_public_key: str | None = None
+        self.on_hello: list[Callable[[str, dict[str, Any], dict[str, str] | None], None]] = []
+        self.artifact_path: Callable[[str, str], Path | None] = lambda _arch, _version: None
+        self.on_download: list[Callable[[str], None]] = []
 
     # --- queries ------------------------------------------------------------------------------
     def conn(self, agent_id: str) -> Conn | None:
@@ -170,6 +203,7 @@ class Gateway:
             limits=self.limits,
             on_request=partial(self._on_request, conn),
             on_event=partial(self._on_event, conn),
+            on_stream=partial(self._on_stream, conn),
         )
         # A connection becomes the agent's session only at hello, so a probe (`doctor`) cannot evict it.
         self._unready.add(conn)
@@ -245,14 +279,12 @@ class Gateway:
         raise RemoteError("rate_limited", f"too many {method} requests; retry in {bucket.wait():.0f}s")
 
     async def _hello(self, conn: Conn, params: dict[str, Any]) -> dict[str, Any]:
-        if params.get("protocol") != PROTOCOL_VERSION:
+        refusal = negotiate(params.get("protocol"))
+        if refusal is not None:
             asyncio.get_running_loop().call_later(
-                0.1,
-                lambda: self._spawn(
-                    conn.link.close(CloseCode.UPGRADE_REQUIRED, f"server speaks protocol {PROTOCOL_VERSION}")
-                ),
+                0.1, lambda: self._spawn(conn.link.close(CloseCode.UPGRADE_REQUIRED, refusal))
             )
-            raise RemoteError("upgrade_required", f"server speaks protocol {PROTOCOL_VERSION}")
+            raise RemoteError("upgrade_required", refusal)
         facts = clean_facts(params)
         # Checked again (the handshake's lookup may predate a revocation whose disconnect missed this
         # connection), from the agent-list cache: one shared version read, not a query per agent.
@@ -270,9 +302,13 @@ class Gateway:
         log.info("agent %s online (%s)", conn.agent_id, escaped(facts.get("hostname", "?")))
         for callback in self.on_online:
             callback(conn.agent_id)
+        report = upgrade_report(params.get("upgrade"))
+        for hook in self.on_hello:
+            hook(conn.agent_id, facts, report)
         return {
             "server_version": __version__,
             "protocol": PROTOCOL_VERSION,
+            "upgrade_public_key": self.upgrade_public_key,
             "heartbeat_interval_s": self.heartbeat_interval,
             "cert_not_after": record.cert.not_after if record and record.cert else None,
         }
@@ -294,6 +330,27 @@ class Gateway:
             raise RemoteError("revoked", "this agent is no longer enrolled")
         log.info("agent %s renewed its certificate (serial %s)", conn.agent_id, record.serial)
         return {"cert": cert_to_pem(cert).decode(), "not_after": record.not_after}
+
+    async def _on_stream(self, conn: Conn, stream: Stream) -> None:
+        """`agent.artifact`: send this server's artifact under the channel's credit (never buffered whole)."""
+        if not conn.ready:
+            raise RemoteError("hello_required", "send hello first")
+        if stream.kind != Upgrade.ARTIFACT:
+            raise RemoteError("unknown_method", f"the server has no stream {escaped(stream.kind)}")
+        arch, version = stream.params.get("arch"), stream.params.get("version")
+        path = self.artifact_path(str(arch), str(version)) if isinstance(arch, str) else None
+        if path is None:
+            raise RemoteError(
+                "no_artifact",
+                f"this server serves no artifact {escaped(str(version))} for {escaped(str(arch))}",
+            )
+        for hook in self.on_download:
+            hook(conn.agent_id)
+        loop = asyncio.get_running_loop()
+        with path.open("rb") as fh:
+            while chunk := await loop.run_in_executor(None, fh.read, ARTIFACT_CHUNK):
+                await stream.write(chunk)
+        stream.eof()
 
     def _on_event(self, conn: Conn, name: str, body: dict[str, Any]) -> None:
         if name == "heartbeat" and conn.ready:

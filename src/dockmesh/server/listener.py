@@ -103,6 +103,7 @@ async def enroll(request: web.Request) -> web.Response:
             "cert": cert_to_pem(cert).decode(),
             "ca": c.ca.ca_pem.decode(),
             "connect_url": c.config.agent_url + "/connect",
+            "upgrade_public_key": c.gateway.upgrade_public_key,
         }
     )
 

@@ -229,3 +229,23 @@ stack_migrations = sa.Table(
     sa.Index("stack_migrations_stack", "stack"),
     sa.Index("stack_migrations_state", "state"),
 )
+
+# Agent self-upgrade (issue 12): one row per host with its last attempt, and the fleet's policy (one row).
+upgrades = sa.Table(
+    "upgrades",
+    metadata,
+    sa.Column("host_id", sa.Text, primary_key=True),
+    sa.Column("current", sa.Text, nullable=True),
+    sa.Column("target", sa.Text, nullable=True),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("attempt_at", _TIME, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("updated_at", _TIME, nullable=False),
+)
+
+upgrade_settings = sa.Table(
+    "upgrade_settings",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("policy", sa.Text, nullable=False),
+)

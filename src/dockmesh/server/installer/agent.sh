@@ -133,7 +133,11 @@ Wants=network-online.target
 [Service]
 User=$user
 EnvironmentFile=$env_file
+# `run` is the supervisor: it starts the selected build as its child, and rolls a failed upgrade back.
+# KillMode=mixed: a stop signals the supervisor alone, which stops its child in order (it forwards
+# SIGTERM); whatever is left at the timeout is killed with the whole group.
 ExecStart=$bin_dir/dockmesh-agent run
+KillMode=mixed
 Restart=on-failure
 RestartSec=5
 NoNewPrivileges=yes
@@ -154,6 +158,8 @@ UNIT
     systemctl enable dockmesh-agent >/dev/null 2>&1
     systemctl restart dockmesh-agent
   else
+    # The pid recorded is the supervisor's (`run`); it stops its child on SIGTERM and takes the child with it
+    # if it dies (PDEATHSIG). Upgraded builds live in $state/builds, the one place the agent may write.
     say "systemd not found; starting the agent in the background (log: $log_dir/dockmesh-agent.log)"
     if [ -f "$state/agent.pid" ] && kill -0 "$(cat "$state/agent.pid")" 2>/dev/null; then
       kill "$(cat "$state/agent.pid")" 2>/dev/null || true

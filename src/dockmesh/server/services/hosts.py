@@ -48,6 +48,7 @@ async def host_views(c: ServerContext, caller: Caller) -> list[dict[str, Any]]:
                 "metrics": _metrics(c, c.local.metrics, c.local.metrics_at),
             }
         )
+    upgrades = await c.upgrades.states()
     for record in await c.agents.all():
         if record.state is AgentState.PENDING:
             continue
@@ -68,6 +69,7 @@ async def host_views(c: ServerContext, caller: Caller) -> list[dict[str, Any]]:
                 "arch": facts.get("arch"),
                 "docker_version": facts.get("docker_version"),
                 "version": facts.get("version"),
+                "upgrade": upgrades.get(record.id),
                 "metrics": _metrics(c, conn.metrics, conn.metrics_at) if conn else None,
             }
         )

@@ -102,6 +102,8 @@ class MigrationService:
         self._runs: dict[str, _Run] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self._hello_pending = False
+        self._hello_task: asyncio.Task[None] | None = None
         self._booted = clock()
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -122,7 +124,16 @@ class MigrationService:
         return task
 
     def host_online(self, host_id: str) -> None:
-        self._spawn(self._tidy())
+        # One tidy serves every hello that arrives while it runs (plus one more after it, for those it
+        # may have missed): a restarted server hears its whole fleet at once (issue 9).
+        self._hello_pending = True
+        if self._hello_task is None or self._hello_task.done():
+            self._hello_task = self._spawn(self._tidy_after_hellos())
+
+    async def _tidy_after_hellos(self) -> None:
+        while self._hello_pending:
+            self._hello_pending = False
+            await self._tidy()
 
     async def _sweep(self) -> None:
         await asyncio.sleep(min(1.0, self._sweep_interval))

@@ -50,6 +50,7 @@ NAV = (
     ("volumes", "/volumes", "Volumes"),
     ("images", "/images", "Images"),
     ("networks", "/networks", "Networks"),
+    ("upgrades", "/upgrades", "Upgrades"),
 )
 # Shown only to callers who may manage users (the pages themselves refuse everyone else).
 ADMIN_NAV = (

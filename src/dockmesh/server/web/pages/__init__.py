@@ -12,6 +12,7 @@ from dockmesh.server.web.pages import (
     roles,
     stacks,
     static,
+    upgrades,
     users,
 )
 
@@ -27,5 +28,6 @@ __all__ = [
     "roles",
     "stacks",
     "static",
+    "upgrades",
     "users",
 ]
