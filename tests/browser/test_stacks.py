@@ -6,7 +6,6 @@ reopened after its tab was closed."""
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -275,12 +274,8 @@ def test_cancel_from_the_progress_page_rolls_back(page: Page, ui: Ui, tmp_path: 
 
 
 def set_cordoned(ui: Ui, host_id: str, cordoned: bool) -> None:
-    """No cordon route yet (issue: maintenance): set the agent's flag in the server's database, and bump
-    the agents' version as the store's own writes do, so the server's cached host list sees it."""
-    with sqlite3.connect(ui.server.data_dir / "dockmesh.db") as conn:
-        conn.execute("PRAGMA busy_timeout=5000")
-        conn.execute("UPDATE agents SET cordoned = ? WHERE id = ?", (cordoned, host_id))
-        conn.execute("UPDATE versions SET value = value + 1 WHERE name = 'agents'")
+    action = "cordon" if cordoned else "uncordon"
+    assert ui.server.api.call("POST", f"/api/v1/hosts/{host_id}/{action}")[0] == 200
 
 
 def test_cordoned_host_is_disabled_and_refused_with_the_service_s_error(page: Page, ui: Ui) -> None:

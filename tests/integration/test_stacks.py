@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -22,7 +21,6 @@ from tests.fleet import BUSYBOX_IMAGE, Engine, Fleet, wait_for
 from tests.integration.compose_stack import STACK as SHARED_STACK
 from tests.integration.harness import ADMIN_PASSWORD, AgentProc, ServerProc
 from tests.integration.spine import wait_online
-from tests.pg import Postgres
 
 pytestmark = [pytest.mark.both_engines, pytest.mark.docker]
 
@@ -203,7 +201,7 @@ def test_done_when_stack_deploys_redeploys_and_is_removed(
 
 
 def test_external_stack_is_listed_and_cordoned_host_refuses(
-    remote: tuple[ServerProc, AgentProc], fleet: Fleet, database_engine: str, request: pytest.FixtureRequest
+    remote: tuple[ServerProc, AgentProc], fleet: Fleet
 ) -> None:
     server, agent = remote
     engine = fleet.engine(1)
@@ -218,7 +216,11 @@ def test_external_stack_is_listed_and_cordoned_host_refuses(
     assert rows[0]["services"] == ["app"]
 
     assert put(server, "web", STACK)[0] == 200
-    cordon(server, agent.agent_id or "", database_engine, request)
+    status, body = server.api.call("POST", f"/api/v1/hosts/{agent.agent_id}/cordon")
+    assert (status, body["cordoned"]) == (200, True)
+    assert [h["cordoned"] for h in server.api.get("/api/v1/hosts")["items"] if h["id"] == agent.agent_id] == [
+        True
+    ]
     status, body = server.api.call("POST", "/api/v1/stacks/web/deploy", {"host": agent.agent_id})
     assert status == 409
     assert body["error"]["code"] == "host_cordoned"
@@ -226,18 +228,9 @@ def test_external_stack_is_listed_and_cordoned_host_refuses(
     status, body = server.api.call("POST", "/api/v1/stacks/web/deploy", {"host": "no-such-host"})
     assert status == 404
     assert containers(engine, "web") == {}
-
-
-def cordon(server: ServerProc, agent_id: str, database_engine: str, request: pytest.FixtureRequest) -> None:
-    """No cordon route yet (issue: maintenance): set the agent's flag in the server's database."""
-    sql = f"UPDATE agents SET cordoned = true WHERE id = '{agent_id}'"
-    if database_engine == "postgresql":
-        postgres: Postgres = request.getfixturevalue("postgres")
-        postgres.query(server.extra_env["DOCKMESH_DATABASE_URL"], sql)
-        return
-    with sqlite3.connect(server.data_dir / "dockmesh.db") as conn:
-        conn.execute("PRAGMA busy_timeout=5000")
-        conn.execute(sql)
+    assert server.api.call("POST", f"/api/v1/hosts/{agent.agent_id}/uncordon")[0] == 200
+    status, body = server.api.call("POST", "/api/v1/stacks/web/deploy", {"host": agent.agent_id})
+    assert status == 202, body
 
 
 def gated(tmp_path: Path) -> tuple[str, Path]:

@@ -9,6 +9,7 @@ import logging
 import os
 import subprocess
 import sys
+import urllib.parse
 from pathlib import Path
 
 from dockmesh import __version__
@@ -172,8 +173,17 @@ def print_install(result: dict[str, str | None]) -> None:
 
 
 def cmd_hosts(args: argparse.Namespace) -> int:
+    if args.action in ("cordon", "uncordon"):
+        if not args.host:
+            raise CliError(f"`hosts {args.action}` needs a host id or name")
+        host = resolve_host(args.host)
+        result = api("POST", f"/api/v1/hosts/{urllib.parse.quote(host, safe='')}/{args.action}")
+        print(f"{result['name']}: {'cordoned' if result['cordoned'] else 'uncordoned'}")
+        return 0
     items = api("GET", "/api/v1/hosts")["items"]
     for item in items:
+        if item.get("cordoned"):
+            item["status"] = f"{item['status']},cordoned"
         m = item.get("metrics") or {}
         item["cpu"] = f"{m['cpu_percent']:.0f}%" if "cpu_percent" in m else ""
         item["mem"] = f"{m['mem_used'] / 2**30:.1f}/{m['mem_total'] / 2**30:.1f}G" if "mem_total" in m else ""
@@ -194,6 +204,19 @@ def cmd_hosts(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def resolve_host(text: str) -> str:
+    """A host id from an id or a unique name (the API addresses hosts by id)."""
+    items = api("GET", "/api/v1/hosts")["items"]
+    if any(h["id"] == text for h in items):
+        return text
+    named = [h["id"] for h in items if h["name"] == text]
+    if len(named) == 1:
+        return str(named[0])
+    if named:
+        raise CliError(f"{len(named)} hosts are named {text!r}: give the host id (see `dockmesh hosts`)")
+    raise CliError(f"no host {text!r}: see `dockmesh hosts` for ids and names")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -243,8 +266,9 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("action", choices=["ls", "create", "revoke", "rotate-token"])
     a.add_argument("target", nargs="?", help="name (create) or agent id")
     a.set_defaults(func=cmd_agents)
-    h = sub.add_parser("hosts", help="list hosts")
-    h.add_argument("action", nargs="?", default="ls", choices=["ls"])
+    h = sub.add_parser("hosts", help="list hosts; cordon or uncordon one")
+    h.add_argument("action", nargs="?", default="ls", choices=["ls", "cordon", "uncordon"])
+    h.add_argument("host", nargs="?", help="host id or name (cordon, uncordon)")
     h.set_defaults(func=cmd_hosts)
     fleet.add_parsers(sub)
     stacks.add_parsers(sub)

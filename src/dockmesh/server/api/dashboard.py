@@ -10,7 +10,7 @@ from dockmesh.server.api.auth import current_user
 from dockmesh.server.context import ServerContext, ctx
 from dockmesh.server.jsonio import json_response
 from dockmesh.server.routes import RouteTable
-from dockmesh.server.services import access
+from dockmesh.server.services import access, maintenance
 from dockmesh.server.services.access import Caller
 
 routes = RouteTable("dashboard")
@@ -50,11 +50,13 @@ async def dashboard_view(c: ServerContext, caller: Caller) -> dict[str, Any]:
     tiles: list[dict[str, Any]] = []
     totals: dict[str, Any] = {key: 0 for key in SUMMED}
     hosts = await c.directory.visible(caller, access.HOSTS_VIEW)
+    cordoned = await maintenance.cordoned_ids(c.agents)
     for host in hosts:
         tile: dict[str, Any] = {
             "id": host.id,
             "name": host.name,
             "status": "online" if host.online else "offline",
+            "cordoned": host.id in cordoned,
         }
         if host.online and host.metrics:
             tile.update(tile_metrics(host.metrics))

@@ -14,7 +14,7 @@ from dockmesh.server.context import ServerContext, ctx
 from dockmesh.server.errors import ApiError, json_body
 from dockmesh.server.localhost import LOCAL_ID
 from dockmesh.server.routes import RouteTable
-from dockmesh.server.services import access
+from dockmesh.server.services import access, maintenance
 from dockmesh.server.services.access import Caller
 from dockmesh.store.agents import AgentState
 
@@ -132,3 +132,31 @@ async def set_tags(c: ServerContext, caller: Caller, host_id: str, tags: Any) ->
     await c.agents.set_tags(host_id, unique)
     await c.audit.add(c.clock(), caller.username, "host.tags", host_id, {"tags": unique}, host=host_id)
     return unique
+
+
+async def _cordon(request: web.Request, cordoned: bool) -> web.Response:
+    c = ctx(request)
+    host_id = request.match_info["id"]
+    caller = current_user(request)
+    name = await maintenance.set_cordoned(c.agents, c.audit, c.clock(), caller, host_id, cordoned)
+    return web.json_response({"id": host_id, "name": name, "cordoned": cordoned})
+
+
+@routes.route(
+    "POST",
+    "/api/v1/hosts/{id}/cordon",
+    summary="Cordon a host: it takes no new deploys or migrations; what runs there keeps running",
+    responses={404: "host_not_found", 403: "forbidden (hosts.manage)", 409: "not_cordonable (local)"},
+)
+async def cordon(request: web.Request) -> web.Response:
+    return await _cordon(request, True)
+
+
+@routes.route(
+    "POST",
+    "/api/v1/hosts/{id}/uncordon",
+    summary="Uncordon a host: it takes deploys again (nothing moves back by itself)",
+    responses={404: "host_not_found", 403: "forbidden (hosts.manage)", 409: "not_cordonable (local)"},
+)
+async def uncordon(request: web.Request) -> web.Response:
+    return await _cordon(request, False)
