@@ -38,15 +38,16 @@ class StackNeed:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A host that may receive stacks; unknown free memory/disk (no metrics yet) counts as none."""
+    """A host that may receive stacks. Free memory/disk None: unknown (no metrics yet) — not held against
+    the host here (the migration's own pre-flight measures it), but it ranks below any known amount."""
 
     id: str
     name: str
     online: bool = True
     cordoned: bool = False
     arch: str | None = None
-    memory_free: int = 0
-    disk_free: int = 0
+    memory_free: int | None = None
+    disk_free: int | None = None
 
 
 @dataclass(frozen=True)
@@ -137,9 +138,9 @@ def _why_not(host: Candidate, arch: set[str], memory: int, disk: int) -> tuple[s
     if arch and (host.arch is None or {host.arch} != arch):
         need = ", ".join(sorted(arch))
         return "arch_mismatch", f"needs {need}; host {host.name} is {host.arch or 'of unknown architecture'}"
-    if memory > host.memory_free:
+    if host.memory_free is not None and memory > host.memory_free:
         return "no_memory", f"needs {memory} bytes of memory; host {host.name} has {host.memory_free} free"
-    if disk > host.disk_free:
+    if host.disk_free is not None and disk > host.disk_free:
         return "no_disk", f"needs {disk} bytes of disk; host {host.name} has {host.disk_free} free"
     return None
 
@@ -161,7 +162,7 @@ def _choose(
         else:
             reasons.append(reason)
     if fits:
-        best = max(fits, key=lambda h: (h.memory_free - memory, h.disk_free - disk, _neg(h.name)))
+        best = max(fits, key=lambda h: (_left(h.memory_free, memory), _left(h.disk_free, disk), _neg(h.name)))
         return best, None
     if not reasons:
         return None, ("no_destination", "no destination host was selected")
@@ -171,6 +172,14 @@ def _choose(
     if len(hosts) > 1:
         return None, (code, "no destination fits: " + "; ".join(m for _c, m in reasons))
     return None, reasons[0]
+
+
+def _left(free: int | None, taken: int) -> int:
+    return -1 if free is None else free - taken
+
+
+def _less(free: int | None, taken: int) -> int | None:
+    return None if free is None else free - taken
 
 
 def _neg(name: str) -> tuple[int, ...]:
@@ -190,7 +199,7 @@ def plan(source: str, stacks: Sequence[StackNeed], candidates: Sequence[Candidat
         if best is not None:
             disk, memory = _size(unit)
             hosts[best.id] = replace(
-                best, memory_free=best.memory_free - memory, disk_free=best.disk_free - disk
+                best, memory_free=_less(best.memory_free, memory), disk_free=_less(best.disk_free, disk)
             )
         for stack in unit:
             steps.append(

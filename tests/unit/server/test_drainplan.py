@@ -176,3 +176,11 @@ def test_plan_totals():
     assert [s.stack for s in p.moving] == ["a"]
     assert [s.stack for s in p.skipped] == ["b"]
     assert p.bytes_total == 10
+
+
+def test_unknown_free_resources_do_not_refuse_but_rank_last():
+    unknown = Candidate("u", "u", arch="amd64")
+    p = plan("src", [StackNeed("a", volume_bytes=GB, memory_bytes=GB)], [unknown], "smallest")
+    assert where(p) == {"a": "u"}
+    p = plan("src", [StackNeed("a", memory_bytes=GB)], [unknown, host("z", memory_free=2 * GB)], "smallest")
+    assert where(p) == {"a": "z"}
