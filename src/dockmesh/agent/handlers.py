@@ -17,6 +17,7 @@ import aiodocker
 from dockmesh.agent.batching import coalesce
 from dockmesh.agent.deploys import Deploys
 from dockmesh.agent.objects import ObjectHandlers
+from dockmesh.agent.transfer import TransferHandlers
 from dockmesh.docker import containers, images, networks, stacks, volumes
 from dockmesh.docker.engine import EngineUnavailable, engine_info
 from dockmesh.docker.errors import DockerFailure
@@ -77,6 +78,9 @@ class Handlers:
         objects = ObjectHandlers(docker)
         self._requests.update(objects.requests)
         self._streams.update(objects.streams)
+        transfer = TransferHandlers(docker)
+        self._requests.update(transfer.requests)
+        self._streams.update(transfer.streams)
 
     async def close(self) -> None:
         """Running deploys are cancelled (and rolled back): the host is going away."""

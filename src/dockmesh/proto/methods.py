@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["Objects", "Stacks"]
+__all__ = ["Objects", "Stacks", "Volumes"]
 
 
 class Stacks:
@@ -32,3 +32,14 @@ class Objects:
     IMAGES_PULL: Final = "images.pull"  # stream of JSON packets
     IMAGES_REMOVE: Final = "images.remove"
     IMAGES_PRUNE: Final = "images.prune"
+
+
+class Volumes:
+    """Stack migration (issue 13, docs/migration.md): what the server asks of the source and destination."""
+
+    SIZE: Final = "volumes.size"
+    PORTS: Final = "ports.published"
+    IMAGES: Final = "images.available"
+    DISCARD: Final = "volumes.discard"  # remove what one migration created on this host
+    EXPORT: Final = "volumes.export"  # stream: tar packets, then the end packet with the SHA-256
+    IMPORT: Final = "volumes.import"  # stream: takes what export sends, answers the verified result

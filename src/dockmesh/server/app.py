@@ -28,6 +28,7 @@ from dockmesh.server.api import (
     install,
     meta,
     metrics,
+    migrations,
     objects,
     registries,
     stacks,
@@ -42,10 +43,11 @@ from dockmesh.server.errors import error_middleware
 from dockmesh.server.gateway import Gateway
 from dockmesh.server.https import web_tls
 from dockmesh.server.listener import routes as listener_routes
-from dockmesh.server.localhost import LocalHost
+from dockmesh.server.localhost import LOCAL_ID, LocalHost
 from dockmesh.server.looplag import LoopLag
 from dockmesh.server.routes import RouteSpec, RouteTable
 from dockmesh.server.services.deploys import Deployer
+from dockmesh.server.services.migrations import MigrationService
 from dockmesh.server.services.registries import RegistryService
 from dockmesh.server.services.stacks import StackService
 from dockmesh.server.services.users import UserService
@@ -59,6 +61,7 @@ from dockmesh.store.agents import AgentStore
 from dockmesh.store.audit import AuditStore
 from dockmesh.store.db import Database
 from dockmesh.store.registries import CredentialStore
+from dockmesh.store.stack_migrations import MigrationStore
 from dockmesh.store.stacks import StackStore
 from dockmesh.store.users import UserStore
 
@@ -72,6 +75,7 @@ HTTP_TABLES: tuple[RouteTable, ...] = (
     fleet.routes,
     containers.routes,
     stacks.routes,
+    migrations.routes,
     objects.routes,
     registries.routes,
     audit_api.routes,
@@ -129,6 +133,30 @@ async def build_context(config: ServerConfig, clock: Callable[[], float] = time.
     gateway.on_online.append(deployer.host_online)
     accounts = Accounts(users, clock)
     registries = RegistryService(CredentialStore(db), Vault.load_or_create(config.data_dir), clock)
+    stacks = StackService(
+        stack_store, agent_store, directory, deployer, audit, clock, credentials=registries.for_images
+    )
+
+    def facts(host_id: str) -> dict[str, Any]:
+        if host_id == LOCAL_ID:
+            return dict(local.facts)
+        conn = gateway.conn(host_id)
+        return dict(conn.facts) if conn is not None else {}
+
+    migrations = MigrationService(
+        MigrationStore(db),
+        stacks,
+        stack_store,
+        agent_store,
+        directory,
+        audit,
+        clock,
+        facts,
+        registries.for_images,
+        keep_seconds=config.migration_keep_seconds,
+        sweep_interval=config.heartbeat_interval * 2,
+    )
+    gateway.on_online.append(migrations.host_online)
     return ServerContext(
         config=config,
         clock=clock,
@@ -144,11 +172,10 @@ async def build_context(config: ServerConfig, clock: Callable[[], float] = time.
         local=local,
         directory=directory,
         loop_lag=LoopLag(),
-        stacks=StackService(
-            stack_store, agent_store, directory, deployer, audit, clock, credentials=registries.for_images
-        ),
+        stacks=stacks,
         users_service=UserService(users, accounts, audit, directory, clock),
         registries=registries,
+        migrations=migrations,
         web_tls=web_tls(config, ca),
     )
 
@@ -219,6 +246,7 @@ class Server:
         context.gateway.start()
         context.local.start()
         context.stacks.deployer.start()
+        context.migrations.start_background()
         context.loop_lag.start()
         tune_gc()
         if self.config.artifact_dir is None:
@@ -249,6 +277,7 @@ class Server:
             self._refresher.cancel()
             self._refresher = None
         if self.context:
+            await self.context.migrations.stop()
             await self.context.stacks.deployer.stop()
             await self.context.gateway.stop()
             await self.context.local.stop()

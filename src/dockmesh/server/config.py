@@ -91,6 +91,8 @@ class ServerConfig:
     token_ttl: float = 3600
     heartbeat_interval: float = 10.0
     renew_grace: float = 300.0
+    # How long a migrated stack's volumes stay on the source (the safety window, docs/migration.md).
+    migration_keep_seconds: float = 24 * 3600.0
     tls_cert: Path | None = None
     tls_key: Path | None = None
     insecure_http: bool = False
@@ -190,6 +192,9 @@ class ServerConfig:
             token_ttl=parse_duration(env.get("DOCKMESH_TOKEN_TTL", "1h"), "DOCKMESH_TOKEN_TTL"),
             heartbeat_interval=parse_duration(
                 env.get("DOCKMESH_HEARTBEAT_INTERVAL", "10s"), "DOCKMESH_HEARTBEAT_INTERVAL"
+            ),
+            migration_keep_seconds=parse_duration(
+                env.get("DOCKMESH_MIGRATION_KEEP", "24h"), "DOCKMESH_MIGRATION_KEEP"
             ),
             tls_cert=Path(cert).resolve() if cert else None,
             tls_key=Path(key).resolve() if key else None,

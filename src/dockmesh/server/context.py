@@ -16,6 +16,7 @@ from dockmesh.server.gateway import Gateway
 from dockmesh.server.https import WebTls
 from dockmesh.server.localhost import LocalHost
 from dockmesh.server.looplag import LoopLag
+from dockmesh.server.services.migrations import MigrationService
 from dockmesh.server.services.registries import RegistryService
 from dockmesh.server.services.stacks import StackService
 from dockmesh.server.services.users import UserService
@@ -45,6 +46,7 @@ class ServerContext:
     stacks: StackService
     users_service: UserService
     registries: RegistryService
+    migrations: MigrationService
     web_tls: WebTls | None = None  # None: the UI listener serves plain HTTP
 
 

@@ -203,6 +203,31 @@ registry_credentials = sa.Table(
     sa.Index("registry_credentials_registry", "registry"),
 )
 
+# One stack moved from one host to another with its volumes (issue 13, docs/migration.md). `volumes` is
+# JSON: [{name, bytes, sha256, done}]. At most one row per stack is not final (`state = 'running'`).
+stack_migrations = sa.Table(
+    "stack_migrations",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("stack", sa.Text, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("destination", sa.Text, nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("drain_id", sa.Text),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("phase", sa.Text, nullable=False),
+    sa.Column("bytes_done", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("bytes_total", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("volumes", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("reason", sa.Text),
+    sa.Column("deploy_id", sa.Text),
+    sa.Column("keep_until", _TIME),
+    sa.Column("source_volumes", sa.Text, nullable=False, server_default="absent"),
+    sa.Column("cleanup", sa.Text, nullable=False, server_default="none"),
+    sa.Column("created_at", _TIME, nullable=False),
+    sa.Column("updated_at", _TIME, nullable=False),
+    sa.Index("stack_migrations_stack", "stack"),
+    sa.Index("stack_migrations_state", "state"),
 # Drains (issue 13): one row per drain and one per stack it plans. The rows are the drain's memory: a
 # server restart resumes from them, and a stack whose row is `done` is never moved again.
 drains = sa.Table(

@@ -1,6 +1,6 @@
 """Drains (issue 13): a drain and its per-stack rows, so a restart resumes where it stopped.
 
-Frozen here (not imported from schema.py). Touches only its own tables; the lead relinks down_revision.
+Frozen here (not imported from schema.py). Touches only its own tables; follows 0008 (migrations) here, the lead relinks the chain at merge.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0006"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
