@@ -23,6 +23,7 @@ from dockmesh.server.api import (
     auth,
     containers,
     dashboard,
+    drains,
     fleet,
     hosts,
     install,
@@ -47,6 +48,7 @@ from dockmesh.server.localhost import LOCAL_ID, LocalHost
 from dockmesh.server.looplag import LoopLag
 from dockmesh.server.routes import RouteSpec, RouteTable
 from dockmesh.server.services.deploys import Deployer
+from dockmesh.server.services.drains import DrainService
 from dockmesh.server.services.migrations import MigrationService
 from dockmesh.server.services.registries import RegistryService
 from dockmesh.server.services.stacks import StackService
@@ -60,6 +62,7 @@ from dockmesh.server.web.session import WEB_SECRET, load_or_create_secret
 from dockmesh.store.agents import AgentStore
 from dockmesh.store.audit import AuditStore
 from dockmesh.store.db import Database
+from dockmesh.store.drains import DrainStore
 from dockmesh.store.registries import CredentialStore
 from dockmesh.store.stack_migrations import MigrationStore
 from dockmesh.store.stacks import StackStore
@@ -76,6 +79,7 @@ HTTP_TABLES: tuple[RouteTable, ...] = (
     containers.routes,
     stacks.routes,
     migrations.routes,
+    drains.routes,
     objects.routes,
     registries.routes,
     audit_api.routes,
@@ -157,6 +161,9 @@ async def build_context(config: ServerConfig, clock: Callable[[], float] = time.
         sweep_interval=config.heartbeat_interval * 2,
     )
     gateway.on_online.append(migrations.host_online)
+    drain_service = DrainService(
+        DrainStore(db), stack_store, directory, agent_store, users, audit, migrations, clock, facts
+    )
     return ServerContext(
         config=config,
         clock=clock,
@@ -176,6 +183,7 @@ async def build_context(config: ServerConfig, clock: Callable[[], float] = time.
         users_service=UserService(users, accounts, audit, directory, clock),
         registries=registries,
         migrations=migrations,
+        drains=drain_service,
         web_tls=web_tls(config, ca),
     )
 
@@ -247,6 +255,7 @@ class Server:
         context.local.start()
         context.stacks.deployer.start()
         context.migrations.start_background()
+        await context.drains.resume()  # drains a stopped server left running carry on
         context.loop_lag.start()
         tune_gc()
         if self.config.artifact_dir is None:
@@ -277,6 +286,7 @@ class Server:
             self._refresher.cancel()
             self._refresher = None
         if self.context:
+            await self.context.drains.stop()
             await self.context.migrations.stop()
             await self.context.stacks.deployer.stop()
             await self.context.gateway.stop()

@@ -228,6 +228,8 @@ stack_migrations = sa.Table(
     sa.Column("updated_at", _TIME, nullable=False),
     sa.Index("stack_migrations_stack", "stack"),
     sa.Index("stack_migrations_state", "state"),
+)
+
 # Drains (issue 13): one row per drain and one per stack it plans. The rows are the drain's memory: a
 # server restart resumes from them, and a stack whose row is `done` is never moved again.
 drains = sa.Table(

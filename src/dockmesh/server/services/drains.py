@@ -19,6 +19,7 @@ from typing import Any
 from dockmesh.compose import ComposeError, load_project
 from dockmesh.server.directory import HostDirectory, HostRef
 from dockmesh.server.drainplan import ORDERS, Candidate, Plan, StackNeed, plan
+from dockmesh.server.selector import SelectorError, parse
 from dockmesh.server.services import access, maintenance
 from dockmesh.server.services.access import Caller
 from dockmesh.server.services.drainrun import MAX_CONCURRENCY, DrainRunner, Live, Migrations
@@ -125,6 +126,30 @@ class DrainService:
                 access.check_host(caller, host, access.STACKS_DEPLOY)
                 return host
         raise access.not_found(host_id)
+
+    async def check_source(self, caller: Caller, host_id: str) -> None:
+        """404 (unknown or out of scope) or 403 unless the caller may drain this host."""
+        await self._source(caller, host_id)
+
+    def selector_of(self, destinations: str | list[str]) -> str:
+        """One selector from the API's `destinations`: a selector, or a list whose items are each a host
+        id (exactly), or a selector; the drain may use any host of any item."""
+        items = [destinations] if isinstance(destinations, str) else list(destinations)
+        parts = []
+        for item in items:
+            text = item.strip()
+            if not text:
+                raise Invalid("invalid_selector", "an empty destination", key="destinations")
+            try:
+                parse(text)
+            except SelectorError as exc:
+                raise Invalid(
+                    "invalid_selector", f"destinations: {exc.message} (at {exc.position})", key="destinations"
+                ) from None
+            parts.append(text)
+        if len(parts) == 1:
+            return parts[0]
+        return " or ".join(f"({p})" for p in parts)
 
     async def plan(self, caller: Caller, request: DrainRequest) -> tuple[HostRef, Plan]:
         """The plan a drain would run now (the dry run shows it; `start` persists and runs it)."""

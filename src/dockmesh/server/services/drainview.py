@@ -15,6 +15,21 @@ def _host(host_id: str | None, name: str | None) -> dict[str, str] | None:
     return {"id": host_id, "name": name or host_id} if host_id else None
 
 
+def record_view(drain: DrainRecord) -> dict[str, Any]:
+    """A drain without its stacks (lists)."""
+    return {
+        "id": drain.id,
+        "source": _host(drain.source, drain.source_name),
+        "destinations": drain.selector,
+        "order": drain.ordering,
+        "status": drain.status,
+        "actor": drain.actor,
+        "created_at": drain.created_at,
+        "finished_at": drain.finished_at,
+        "error": drain.error,
+    }
+
+
 def plan_view(source: HostRef, selector: str, planned: Plan) -> dict[str, Any]:
     return {
         "dry_run": True,

@@ -1,6 +1,7 @@
 """Drains (issue 13): a drain and its per-stack rows, so a restart resumes where it stopped.
 
-Frozen here (not imported from schema.py). Touches only its own tables; follows 0008 (migrations) here, the lead relinks the chain at merge.
+Frozen here (not imported from schema.py). Touches only its own tables; follows 0008 (migrations)
+here; the lead relinks the chain.
 """
 
 from __future__ import annotations
