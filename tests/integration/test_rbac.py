@@ -81,6 +81,7 @@ class Scoped:
     other_name: str
     engines: dict[str, Engine]
     deploy_id: str  # a deploy of stack `shop` on the other host
+    drain_id: str  # a drain of the other host (to nowhere: it only cordons it and skips `shop`)
 
 
 @pytest.fixture
@@ -113,6 +114,10 @@ def scoped(
         interval=0.2,
         message="the setup deploy never settled",
     )
+    status, drained = admin.call(
+        "POST", f"/api/v1/hosts/{other.agent_id}/drain", {"destinations": "name:nowhere"}
+    )
+    assert status == 202, drained
     role = admin.post(
         "/api/v1/roles", {"name": "prod-operator", "permissions": OPERATOR, "scope": "prod"}, expect=201
     )
@@ -135,6 +140,7 @@ def scoped(
         "other-1",
         {prod.agent_id: fleet.engine(1), other.agent_id: fleet.engine(2)},
         deploy_id,
+        str(drained["id"]),
     )
 
 
@@ -196,6 +202,8 @@ def fill(path: str, s: Scoped) -> str:
         out = out.replace("{id}", s.other)
     elif path.startswith(("/api/v1/deploys/", "/deploys/")):
         out = out.replace("{id}", s.deploy_id)
+    elif path.startswith(("/api/v1/drains/", "/drains/")):
+        out = out.replace("{id}", s.drain_id)
     elif path.startswith(("/api/v1/users/", "/users/")):
         out = out.replace("{id}", str(s.user_id))
     elif "/networks/{id}" in path:
@@ -238,7 +246,15 @@ def expect(spec: RouteSpec, s: Scoped) -> str | None:
         return "list"  # a list or a page of lists: the other host must not be in it
     if "{host}" in path or ("{id}" in path and path.startswith(("/api/v1/hosts/", "/hosts/", "/agents/"))):
         return "404"
-    if path.startswith(("/api/v1/agents/{id}", "/api/v1/deploys/{id}", "/deploys/{id}")):
+    if path.startswith(
+        (
+            "/api/v1/agents/{id}",
+            "/api/v1/deploys/{id}",
+            "/deploys/{id}",
+            "/api/v1/drains/{id}",
+            "/drains/{id}",
+        )
+    ):
         return "404"
     if "host" in spec.query or (spec.body and "host" in spec.body.get("properties", {})):
         return "404 host"  # names the host in the query or the body
@@ -270,6 +286,7 @@ def sample_body(spec: RouteSpec, s: Scoped) -> dict[str, Any] | None:
         "password": "walker-password",
         "permissions": ["hosts.view"],
         "url": "127.0.0.1:5000",
+        "destinations": "all",
     }
     schema = spec.body or {}
     props = schema.get("properties", {})
