@@ -104,7 +104,10 @@ def test_drain_moves_three_stacks_to_two_destinations_and_cordons_the_source(
         "POST", f"/api/v1/hosts/{src}/drain?dry_run=true", {"destinations": "dest"}
     )
     assert status == 200, planned
-    assert [s["stack"] for s in planned["stacks"]] == sorted(NAMES)
+    assert sorted(s["stack"] for s in planned["stacks"]) == sorted(NAMES)
+    sizes = [s["volume_bytes"] for s in planned["stacks"]]
+    assert sizes == sorted(sizes)  # smallest first (the seed files differ by the stack's name)
+    assert all(size > 0 for size in sizes)  # sized by the migration pre-flight
     assert {s["destination"]["id"] for s in planned["stacks"]} == {ids["dst-1"], ids["dst-2"]}
     assert server.api.host(src)["cordoned"] is False  # type: ignore[index]
     assert all(running_on(engines, n) == [src] for n in NAMES)

@@ -91,6 +91,7 @@ HTTP_TABLES: tuple[RouteTable, ...] = (
     pages.dashboard.routes,
     pages.agents.routes,
     pages.hosts.routes,
+    pages.drains.routes,
     pages.fleet.routes,
     pages.stacks.routes,
     pages.roles.routes,
