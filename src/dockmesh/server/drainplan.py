@@ -16,6 +16,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 ORDERS = ("smallest", "largest", "deps")
+# A stack that sets no memory limit still uses memory: it is counted as this much when ranking and
+# reserving, so such stacks spread over the destinations instead of all landing on the host that had the
+# most free memory at its last heartbeat. The fit check itself uses only the stack's declared limits.
+NOMINAL_MEMORY = 256 << 20
 
 
 class PlanError(ValueError):
@@ -146,7 +150,7 @@ def _why_not(host: Candidate, arch: set[str], memory: int, disk: int) -> tuple[s
 
 
 def _choose(
-    hosts: dict[str, Candidate], unit: list[StackNeed]
+    hosts: dict[str, Candidate], unit: list[StackNeed], placed: dict[str, int]
 ) -> tuple[Candidate | None, tuple[str, str] | None]:
     """The best host for a unit, or the reason of the host that came closest (the most telling refusal)."""
     disk, memory = _size(unit)
@@ -162,7 +166,15 @@ def _choose(
         else:
             reasons.append(reason)
     if fits:
-        best = max(fits, key=lambda h: (_left(h.memory_free, memory), _left(h.disk_free, disk), _neg(h.name)))
+        best = max(
+            fits,
+            key=lambda h: (
+                _left(h.memory_free, memory),
+                -placed.get(h.id, 0),
+                _left(h.disk_free, disk),
+                _neg(h.name),
+            ),
+        )
         return best, None
     if not reasons:
         return None, ("no_destination", "no destination host was selected")
@@ -194,10 +206,13 @@ def plan(source: str, stacks: Sequence[StackNeed], candidates: Sequence[Candidat
     hosts = {c.id: c for c in sorted(candidates, key=lambda c: c.name) if c.id != source}
     ready = [s for s in stacks if s.problem is None]
     steps: list[Step] = []
+    placed: dict[str, int] = {}
     for number, unit in enumerate(_units(ready, order)):
-        best, reason = _choose(hosts, unit)
+        best, reason = _choose(hosts, unit, placed)
         if best is not None:
-            disk, memory = _size(unit)
+            placed[best.id] = placed.get(best.id, 0) + len(unit)
+            disk = _size(unit)[0]
+            memory = sum(max(s.memory_bytes, NOMINAL_MEMORY) for s in unit)
             hosts[best.id] = replace(
                 best, memory_free=_less(best.memory_free, memory), disk_free=_less(best.disk_free, disk)
             )

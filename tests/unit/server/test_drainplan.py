@@ -184,3 +184,16 @@ def test_unknown_free_resources_do_not_refuse_but_rank_last():
     assert where(p) == {"a": "u"}
     p = plan("src", [StackNeed("a", memory_bytes=GB)], [unknown, host("z", memory_free=2 * GB)], "smallest")
     assert where(p) == {"a": "z"}
+
+
+def test_stacks_without_limits_spread_over_nearly_equal_hosts():
+    stacks = [StackNeed(n) for n in ("a", "b", "c", "d")]
+    cands = [host("h1", memory_free=8 * GB + (1 << 20)), host("h2", memory_free=8 * GB)]
+    p = plan("src", stacks, cands, "smallest")
+    assert sorted(where(p).values()) == ["h1", "h1", "h2", "h2"]
+
+
+def test_hosts_without_metrics_share_the_stacks_by_count():
+    stacks = [StackNeed(n) for n in ("a", "b", "c")]
+    p = plan("src", stacks, [Candidate("u1", "u1"), Candidate("u2", "u2")], "smallest")
+    assert where(p) == {"a": "u1", "b": "u2", "c": "u1"}
