@@ -131,7 +131,8 @@ class DrainService:
         """404 (unknown or out of scope) or 403 unless the caller may drain this host."""
         await self._source(caller, host_id)
 
-    def selector_of(self, destinations: str | list[str]) -> str:
+    @staticmethod
+    def selector_of(destinations: str | list[str]) -> str:
         """One selector from the API's `destinations`: a selector, or a list whose items are each a host
         id (exactly), or a selector; the drain may use any host of any item."""
         items = [destinations] if isinstance(destinations, str) else list(destinations)
