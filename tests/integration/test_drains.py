@@ -146,7 +146,7 @@ def test_drain_moves_three_stacks_to_two_destinations_and_cordons_the_source(
     assert status == 409
     assert refused["error"]["code"] == "host_cordoned"
 
-    actions = [e["action"] for e in server.api.get("/api/v1/audit?limit=200")["items"]]
+    actions = [e["action"] for e in server.api.get("/api/v1/audit?limit=200")["entries"]]
     assert "drain.start" in actions
     assert "drain.done" in actions
     assert actions.count("drain.stack.done") == 3

@@ -246,3 +246,25 @@ async def test_two_runners_at_once_start_each_stack_once(db: Database) -> None:
     fake.gate.set()
     await asyncio.gather(first, second)
     assert sorted(fake.started) == ["a", "b", "c"]
+
+
+async def test_a_stack_waits_for_its_hosts_to_reconnect(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("dockmesh.server.services.drainrun.HOST_POLL", 0.001)
+    asked: list[str] = []
+    fake = FakeMigrations()
+
+    async def online(host: str) -> bool:
+        asked.append(host)
+        assert fake.started == []  # nothing starts while a host is away
+        return len(asked) > 4
+
+    store = DrainStore(db)
+    await store.create(record(), [row("a", 0)])
+    runner = DrainRunner(
+        record(), CALLER, store, StackStore(db), fake, AuditStore(db), lambda: 5.0, Live(), online
+    )
+    assert await runner.run() == "done"
+    assert fake.started == ["a"]
+    assert {"src", "h1"} <= set(asked)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -33,6 +33,8 @@ MAX_CONCURRENCY = 8
 _INTERRUPTED = "interrupted"  # the migration service's reason prefix for a restart's rollback
 _MAX_ATTEMPTS = 2
 _TEXT = 1000
+HOST_WAIT = 120.0  # how long a stack waits for its source and destination to be connected
+HOST_POLL = 0.5
 
 
 class ProblemLike(Protocol):
@@ -133,6 +135,7 @@ class DrainRunner:
         audit: AuditStore,
         clock: Callable[[], float],
         live: Live,
+        online: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self.drain = drain
         self._caller = caller
@@ -142,6 +145,7 @@ class DrainRunner:
         self._audit = audit
         self._clock = clock
         self.live = live
+        self._online = online
 
     async def run(self) -> str:
         rows = await self._store.stacks(self.drain.id)
@@ -177,8 +181,19 @@ class DrainRunner:
                     self.drain.id, row.stack, expect=("migrating",), state="queued", started_at=None
                 )
 
+    async def _hosts_back(self, *host_ids: str) -> None:
+        """Wait (bounded) for the hosts to be connected: after a server restart the agents dial back
+        within seconds, and a stack started before would be skipped as offline for no lasting reason."""
+        if self._online is None:
+            return
+        for _ in range(int(HOST_WAIT / HOST_POLL)):
+            if all([await self._online(h) for h in host_ids]):
+                return
+            await asyncio.sleep(HOST_POLL)
+
     async def _move(self, row: DrainStack) -> None:
         assert row.destination is not None
+        await self._hosts_back(self.drain.source, row.destination)
         if not await self._store.update_stack(
             self.drain.id,
             row.stack,

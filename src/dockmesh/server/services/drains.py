@@ -257,7 +257,15 @@ class DrainService:
     def _launch(self, drain: DrainRecord, caller: Caller) -> None:
         live = self._live.setdefault(drain.id, Live())
         runner = DrainRunner(
-            drain, caller, self._store, self._stacks, self._migrations, self._audit, self._clock, live
+            drain,
+            caller,
+            self._store,
+            self._stacks,
+            self._migrations,
+            self._audit,
+            self._clock,
+            live,
+            self._host_online,
         )
         task = asyncio.create_task(self._drive(runner))
         self._tasks[drain.id] = task
@@ -273,6 +281,9 @@ class DrainService:
             with contextlib.suppress(Exception):
                 await self._store.finish(runner.drain.id, "failed", self._clock(), str(exc)[:1000])
             runner.live.changed()
+
+    async def _host_online(self, host_id: str) -> bool:
+        return any(h.id == host_id and h.online for h in await self._directory.all())
 
     async def resume(self) -> int:
         """Pick up every drain a stopped server left running; returns how many."""
