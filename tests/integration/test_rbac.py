@@ -204,6 +204,8 @@ def fill(path: str, s: Scoped) -> str:
         out = out.replace("{id}", s.deploy_id)
     elif path.startswith(("/api/v1/drains/", "/drains/")):
         out = out.replace("{id}", s.drain_id)
+    elif path.startswith(("/api/v1/migrations/", "/migrations/")):
+        out = out.replace("{id}", "0" * 32)  # none is visible: an unknown id and a hidden one look alike
     elif path.startswith(("/api/v1/users/", "/users/")):
         out = out.replace("{id}", str(s.user_id))
     elif "/networks/{id}" in path:
@@ -253,13 +255,15 @@ def expect(spec: RouteSpec, s: Scoped) -> str | None:
             "/deploys/{id}",
             "/api/v1/drains/{id}",
             "/drains/{id}",
+            "/api/v1/migrations/",
+            "/migrations/",
         )
     ):
         return "404"
     if "host" in spec.query or (spec.body and "host" in spec.body.get("properties", {})):
         return "404 host"  # names the host in the query or the body
     if path.startswith("/stacks/{name}/") and spec.method == "POST":
-        if path.rsplit("/", 1)[1] in ("deploy", "stop", "start", "remove"):
+        if path.rsplit("/", 1)[1] in ("deploy", "stop", "start", "remove", "migrate"):
             return "404 host"
         if path.endswith("/delete"):
             return "409 hidden"  # deployed on the other host: refused, without naming it

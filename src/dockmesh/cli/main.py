@@ -15,6 +15,7 @@ from pathlib import Path
 from dockmesh import __version__
 from dockmesh.cli import audit, drain, fleet, registries, stacks, users
 from dockmesh.cli.client import CliError, api, call, checked_pin, save_login
+from dockmesh.cli.migrate import resolve_host
 from dockmesh.cli.table import table
 from dockmesh.server.config import ConfigError, ServerConfig
 
@@ -212,19 +213,6 @@ def cmd_hosts(args: argparse.Namespace) -> int:
         )
     )
     return 0
-
-
-def resolve_host(text: str) -> str:
-    """A host id from an id or a unique name (the API addresses hosts by id)."""
-    items = api("GET", "/api/v1/hosts")["items"]
-    if any(h["id"] == text for h in items):
-        return text
-    named = [h["id"] for h in items if h["name"] == text]
-    if len(named) == 1:
-        return str(named[0])
-    if named:
-        raise CliError(f"{len(named)} hosts are named {text!r}: give the host id (see `dockmesh hosts`)")
-    raise CliError(f"no host {text!r}: see `dockmesh hosts` for ids and names")
 
 
 def parser() -> argparse.ArgumentParser:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from dockmesh.cli import migrate
 from dockmesh.cli.client import CliError, api, error_message, load_login, login_pin, urlopen
 from dockmesh.cli.table import table
 
@@ -303,3 +304,4 @@ def add_parsers(sub: Any) -> None:
     logs.add_argument("-f", "--follow", action="store_true")
     logs.add_argument("--tail", type=int)
     logs.set_defaults(func=cmd_logs)
+    migrate.add_parser(actions)

@@ -94,6 +94,7 @@ HTTP_TABLES: tuple[RouteTable, ...] = (
     pages.drains.routes,
     pages.fleet.routes,
     pages.stacks.routes,
+    pages.migrations.routes,
     pages.roles.routes,
     pages.users.routes,
     pages.registries.routes,

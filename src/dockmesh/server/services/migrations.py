@@ -194,8 +194,6 @@ class MigrationService:
     async def _hosts(self, caller: Caller, source: str, destination: str) -> tuple[HostRef, HostRef]:
         if not isinstance(source, str) or not isinstance(destination, str):
             raise Invalid("invalid_field", "'host' and 'from' must be host ids")
-        if source == destination:
-            raise Invalid("invalid_field", "the destination is the host the stack is on")
         by_id = {h.id: h for h in await self._directory.all()}
         found = []
         for host_id in (source, destination):
@@ -204,6 +202,8 @@ class MigrationService:
                 raise access.not_found(host_id)
             access.check_host(caller, host, access.STACKS_DEPLOY)
             found.append(host)
+        if source == destination:
+            raise Invalid("invalid_field", "the destination is the host the stack is on")
         return found[0], found[1]
 
     async def preflight(self, caller: Caller, stack: str, source: str, destination: str) -> Preflight:
