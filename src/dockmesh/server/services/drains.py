@@ -13,7 +13,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncGenerator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from dockmesh.compose import ComposeError, load_project
@@ -329,9 +329,18 @@ class DrainService:
 
     async def get(self, caller: Caller, drain_id: str) -> dict[str, Any]:
         drain = await self._visible(caller, drain_id)
-        return self._view(drain, await self._store.stacks(drain.id))
+        return await self._view(caller, drain, await self._store.stacks(drain.id))
 
-    def _view(self, drain: DrainRecord, rows: list[DrainStack]) -> dict[str, Any]:
+    async def _view(self, caller: Caller, drain: DrainRecord, rows: list[DrainStack]) -> dict[str, Any]:
+        """The drain as this caller may see it: a destination out of the caller's scope is invisible
+        (its id and name are left out), as every out-of-scope host is."""
+        hidden = {h.id for h in await self._directory.all() if not access.visible(caller, h)}
+        rows = [
+            replace(r, destination="hidden", destination_name="(out of your scope)")
+            if r.destination in hidden
+            else r
+            for r in rows
+        ]
         return drain_view(drain, rows, self._live.get(drain.id), self._clock())
 
     async def recent(self, caller: Caller, source: str) -> list[DrainRecord]:
@@ -353,7 +362,7 @@ class DrainService:
             seen = live.version
             current = await self._store.get(drain_id)
             assert current is not None
-            yield self._view(current, await self._store.stacks(drain_id))
+            yield await self._view(caller, current, await self._store.stacks(drain_id))
             if current.status != "running":
                 return
             await live.wait_change(seen, FOLLOW_TICK)
