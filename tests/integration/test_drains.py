@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.fleet import BUSYBOX_IMAGE, Engine, Fleet, wait_for
-from tests.integration.harness import ADMIN_PASSWORD, AgentProc, ServerProc
+from tests.integration.harness import ADMIN_PASSWORD, AgentProc, Api, ServerProc
 from tests.integration.spine import wait_online
 
 pytestmark = [pytest.mark.docker]
@@ -151,6 +151,23 @@ def test_drain_moves_three_stacks_to_two_destinations_and_cordons_the_source(
     assert "drain.done" in actions
     assert actions.count("drain.stack.done") == 3
     assert "host.cordon" in actions
+
+    # A reader who sees only the source: the destinations are hidden, the source and outcomes are not.
+    server.api.post(
+        "/api/v1/roles", {"name": "src-only", "permissions": ["hosts.view"], "scope": "name:src"}, expect=201
+    )
+    server.api.post(
+        "/api/v1/users", {"username": "sam", "password": "sam-password-1", "roles": ["src-only"]}, expect=201
+    )
+    status, login = Api(server.url).call(
+        "POST", "/api/v1/auth/login", {"username": "sam", "password": "sam-password-1"}
+    )
+    assert status == 200, login
+    narrow = Api(server.url, login["token"]).get(f"/api/v1/drains/{started['id']}")
+    assert {s["destination"]["id"] for s in narrow["stacks"]} == {"hidden"}
+    assert ids["dst-1"] not in json.dumps(narrow)
+    assert "dst-2" not in json.dumps(narrow)
+    assert len(narrow["summary"]["moved"]) == 3
 
     # The NDJSON events of a finished drain: its final view, once.
     status, raw = server.api.call("GET", f"/api/v1/drains/{started['id']}/events", raw=True)
