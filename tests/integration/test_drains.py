@@ -128,7 +128,8 @@ def test_drain_moves_three_stacks_to_two_destinations_and_cordons_the_source(
 
     view = finished(server, started["id"])
     assert view["status"] == "done", view
-    assert sorted(m["stack"] for m in view["summary"]["moved"]) == sorted(NAMES), view["summary"]
+    moved = sorted(m["stack"] for m in view["summary"]["moved"])
+    assert moved == sorted(NAMES), [(s["stack"], s["state"], s["code"], s["message"]) for s in view["stacks"]]
     assert view["summary"]["skipped"] == []
     for name in NAMES:
         where = running_on(engines, name)

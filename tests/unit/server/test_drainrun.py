@@ -53,6 +53,12 @@ class FakeMigrations:
     ) -> Any:
         script = self.outcomes.get(stack) or [("done", None)]
         state, reason = script.pop(0) if len(script) > 1 else script[0]
+        if state == "busy":
+            raise Conflict(
+                "preflight_failed",
+                "busy",
+                problems=[{"code": "destination_offline", "message": "reconnecting"}],
+            )
         if state == "refused":
             raise Conflict(
                 "preflight_failed",
@@ -268,3 +274,26 @@ async def test_a_stack_waits_for_its_hosts_to_reconnect(
     assert await runner.run() == "done"
     assert fake.started == ["a"]
     assert {"src", "h1"} <= set(asked)
+
+
+async def test_a_transient_refusal_is_asked_again_then_the_stack_moves(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("dockmesh.server.services.drainrun.PREFLIGHT_PAUSE", 0)
+    fake = FakeMigrations({"a": [("busy", None), ("busy", None), ("done", None)]})
+    status, store = await run(db, [row("a", 0)], fake)
+    assert status == "done"
+    assert fake.started == ["a"]
+    (a,) = await store.stacks("d1")
+    assert a.state == "done"
+
+
+async def test_a_refusal_that_stays_transient_ends_skipped(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("dockmesh.server.services.drainrun.PREFLIGHT_PAUSE", 0)
+    fake = FakeMigrations({"a": [("busy", None)]})
+    status, store = await run(db, [row("a", 0)], fake)
+    (a,) = await store.stacks("d1")
+    assert (a.state, a.code, a.message) == ("skipped", "destination_offline", "reconnecting")
+    assert status == "done"

@@ -35,6 +35,14 @@ _MAX_ATTEMPTS = 2
 _TEXT = 1000
 HOST_WAIT = 120.0  # how long a stack waits for its source and destination to be connected
 HOST_POLL = 0.5
+# Pre-flight refusals that a moment can cure (a host reconnecting has no link or metrics for a few
+# seconds; a deploy or migration of the stack finishing): asked again a few times before the stack is
+# skipped. Anything else (ports, images, architecture …) skips it at once.
+TRANSIENT = frozenset(
+    {"source_offline", "destination_offline", "deploy_in_progress", "migration_running", "disk_space"}
+)
+PREFLIGHT_TRIES = 4
+PREFLIGHT_PAUSE = 5.0
 
 
 class ProblemLike(Protocol):
@@ -204,19 +212,27 @@ class DrainRunner:
         ):
             return  # another runner has it (or it was settled meanwhile)
         self._mark(row.stack, "preflight", 0, row.volume_bytes)
-        try:
-            migration = await self._migrations.start(
-                self._caller, row.stack, self.drain.source, row.destination, drain_id=self.drain.id
-            )
-        except ServiceError as exc:
-            problems = (exc.details or {}).get("problems") or []
-            code, message = problems_text(problems) if problems else (exc.code, exc.message)
-            await self._settle(row, "skipped", code, message)
-            return
-        except Exception as exc:  # the migration never began: say so on the row, go on with the others
-            log.exception("drain %s: starting the migration of %s failed", self.drain.id, row.stack)
-            await self._settle(row, "failed", "start_failed", str(exc)[:_TEXT] or type(exc).__name__)
-            return
+        for attempt in range(PREFLIGHT_TRIES):
+            try:
+                migration = await self._migrations.start(
+                    self._caller, row.stack, self.drain.source, row.destination, drain_id=self.drain.id
+                )
+                break
+            except ServiceError as exc:
+                problems = (exc.details or {}).get("problems") or []
+                codes = {str(_field(p, "code")) for p in problems}
+                if problems and codes <= TRANSIENT and attempt + 1 < PREFLIGHT_TRIES:
+                    # A host that just reconnected (no metrics yet, a link being replaced): ask again.
+                    await asyncio.sleep(PREFLIGHT_PAUSE)
+                    await self._hosts_back(self.drain.source, row.destination)
+                    continue
+                code, message = problems_text(problems) if problems else (exc.code, exc.message)
+                await self._settle(row, "skipped", code, message)
+                return
+            except Exception as exc:  # the migration never began: say so on the row, go on with the others
+                log.exception("drain %s: starting the migration of %s failed", self.drain.id, row.stack)
+                await self._settle(row, "failed", "start_failed", str(exc)[:_TEXT] or type(exc).__name__)
+                return
         await self._store.update_stack(self.drain.id, row.stack, migration_id=migration.id)
         await self._audit.add(
             self._clock(),
