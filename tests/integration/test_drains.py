@@ -66,7 +66,8 @@ def three(
             interval=0.2,
             message=f"deploy of {stack} never settled",
         )
-        assert server.api.get(f"/api/v1/deploys/{deploy_id}")["state"] == "done"
+        deployed = server.api.get(f"/api/v1/deploys/{deploy_id}")
+        assert deployed["state"] == "done", deployed
     return server, ids, engines
 
 
