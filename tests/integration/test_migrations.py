@@ -8,6 +8,7 @@ discarded when it returns; the pre-flight names its refusals; the CLI follows a 
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 from collections.abc import Callable
@@ -284,3 +285,52 @@ def test_server_killed_while_the_destination_runs_the_stack_rolls_back_once(
     assert "twice_data" not in volumes(eb)
     assert in_volume(ea, "twice_data", "cat /data/keep") == "mine\n"
     assert [h["host"] for h in server.api.get("/api/v1/stacks/twice")["hosts"]] == [a.agent_id]
+
+
+def test_the_sweep_removes_the_source_volumes_after_the_safety_window(
+    server_factory: Callable[..., ServerProc], agent_factory: Callable[..., AgentProc], fleet: Fleet
+) -> None:
+    server = server_factory(env={"DOCKMESH_MIGRATION_KEEP": "3s"})
+    a, b = agent_factory(server, "alpha", engine=1), agent_factory(server, "beta", engine=2)
+    for agent in (a, b):
+        wait_online(server, agent.agent_id or "")
+    wait_for(lambda: (server.api.host(b.agent_id or "") or {}).get("metrics"), 60, message="no metrics")
+    deploy(server, "brief", a.agent_id or "")
+    status, body = server.api.call("POST", "/api/v1/stacks/brief/migrate", {"host": b.agent_id})
+    assert status == 202, body
+    record = settled(server, body["id"])
+    assert (record["state"], record["source_volumes"]) == ("done", "kept")
+    mid = f"/api/v1/migrations/{body['id']}"
+    wait_for(
+        lambda: server.api.get(mid)["source_volumes"] == "removed", 90, interval=0.5, message="never swept"
+    )
+    assert "brief_data" not in volumes(fleet.engine(1))
+    assert "brief_data" in volumes(fleet.engine(2))
+    assert running(fleet.engine(2), "brief") == ["brief-app-1"]
+    actions = [e["action"] for e in server.api.get("/api/v1/audit?action=migration.")["entries"]]
+    assert actions[0] == "migration.volumes_removed"
+
+
+def test_a_private_image_the_destination_never_had_is_pulled_with_its_scoped_credential(
+    pair: tuple[ServerProc, AgentProc, AgentProc], fleet: Fleet, tmp_path: Path
+) -> None:
+    server, a, b = pair
+    ea, eb = fleet.engine(1), fleet.engine(2)
+    reg = fleet.registry()
+    private = f"{reg.addr}/dm/mig-private:{secrets.token_hex(3)}"
+    cfg = {"DOCKER_CONFIG": str(tmp_path / "dockercfg")}
+    ea.docker("tag", BUSYBOX_IMAGE, private)
+    ea.docker("login", "-u", reg.username, "--password-stdin", reg.addr, input=reg.password, env=cfg)
+    ea.docker("push", private, env=cfg)
+    assert not eb.image_exists(private)
+    assert server.api.call("PUT", f"/api/v1/hosts/{b.agent_id}/tags", {"tags": ["dest"]})[0] == 200
+    cred = {"url": reg.addr, "username": reg.username, "password": reg.password, "scope": "dest"}
+    assert server.api.call("POST", "/api/v1/registries", cred)[0] == 201
+    deploy(server, "priv", a.agent_id or "", STACK.replace(BUSYBOX_IMAGE, private))
+    in_volume(ea, "priv_data", "echo sealed > /data/keep")
+    status, body = server.api.call("POST", "/api/v1/stacks/priv/migrate", {"host": b.agent_id})
+    assert status == 202, body
+    record = settled(server, body["id"])
+    assert record["state"] == "done", record
+    assert eb.image_exists(private)
+    assert in_volume(eb, "priv_data", "cat /data/keep") == "sealed\n"

@@ -19,9 +19,9 @@ import aiodocker
 
 from dockmesh.agent.deploys import _auth
 from dockmesh.docker import archive
-from dockmesh.docker._api import delete, object_ref
+from dockmesh.docker._api import delete, image_ref, object_ref
 from dockmesh.docker.errors import DockerFailure, docker_errors
-from dockmesh.docker.images import registry_auth_header, registry_host
+from dockmesh.docker.images import pull_image, registry_auth_header, registry_host
 from dockmesh.link import RemoteError, Stream
 from dockmesh.link.packets import Kind, PacketStream, decode_json
 from dockmesh.proto.methods import Volumes
@@ -163,6 +163,7 @@ class TransferHandlers:
         if not isinstance(image, str):
             raise RemoteError("bad_request", "'image' must be an image reference")
         labels = {**_labels(stream.params.get("labels")), MIGRATION_LABEL: migration}
+        auth = _auth(stream.params.get("auth"))
         try:
             with docker_errors():
                 await self._docker._query_json(f"volumes/{name}")
@@ -170,6 +171,8 @@ class TransferHandlers:
         except DockerFailure as exc:
             if exc.code != "not_found":
                 raise _failure(exc) from None
+        await self._ensure_image(image, auth)
+        del auth  # used for that pull only
         try:
             with docker_errors():
                 await self._docker._query_json(
@@ -218,6 +221,22 @@ class TransferHandlers:
                 f"the sender sent {trailer.get('bytes')!r} with {sent}",
             )
         return {"type": "result", "bytes": count, "sha256": sent}
+
+    async def _ensure_image(self, image: str, auth: dict[str, dict[str, str]] | None) -> None:
+        """The helper's image (the stack's own) is pulled first on a host that has never run the stack."""
+        try:
+            with docker_errors():
+                await self._docker._query_json(f"images/{image_ref(image)}/json")
+            return
+        except DockerFailure as exc:
+            if exc.code != "not_found":
+                raise _failure(exc) from None
+        creds = (auth or {}).get(registry_host(image))
+        try:
+            async for _row in pull_image(self._docker, image, creds):
+                pass
+        except DockerFailure as exc:
+            raise _failure(exc) from None
 
     async def _remove_quietly(self, name: str) -> None:
         try:

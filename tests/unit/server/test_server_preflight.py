@@ -80,3 +80,16 @@ def test_preflight_view_sums_and_reports() -> None:
     view = pf.view()
     assert view["ok"] is False
     assert view["problems"] == [{"code": "port_collision", "message": "taken"}]
+
+
+def test_a_hostile_host_s_answers_are_bounded_and_typed() -> None:
+    sizes = {"sizes": {"shop_data": "lots", "other": 5, "shop_logs": True, "shop_db": 7}}
+    plans = preflight.sizes_from(sizes, ["shop_data", "shop_logs", "shop_db"])
+    assert [(p.name, p.bytes) for p in plans] == [("shop_data", -1), ("shop_logs", -1), ("shop_db", 7)]
+    assert [p.bytes for p in preflight.sizes_from("nonsense", ["a"])] == [-1]
+    missing = {"missing": {"local/busybox:1": "x" * 10_000, "not-asked:" + "y" * 5000: "z"}}
+    assert preflight.missing_from(missing, ["local/busybox:1"]) == {"local/busybox:1": "x" * 300}
+    assert preflight.missing_from({"missing": ["a"]}, ["a"]) == {}
+    assert preflight.rows_from({"ports": [{"port": 1}, "junk", 3]}, "ports") == [{"port": 1}]
+    assert len(preflight.rows_from([{}] * 20_000)) == preflight.MAX_ROWS
+    assert preflight.rows_from(None) == []

@@ -25,7 +25,7 @@ from dockmesh.server.localhost import LOCAL_ID
 from dockmesh.server.services import access, preflight
 from dockmesh.server.services.access import Caller
 from dockmesh.server.services.errors import Conflict, Invalid, NotFound, ServiceError
-from dockmesh.server.services.preflight import Preflight, VolumePlan
+from dockmesh.server.services.preflight import Preflight
 from dockmesh.server.services.stacks import ACTION_TIMEOUT, StackService, check_name
 from dockmesh.server.services.volume_relay import relay_volume
 from dockmesh.store.agents import AgentStore
@@ -102,6 +102,7 @@ class MigrationService:
         self._runs: dict[str, _Run] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self._booted = clock()
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start_background(self) -> None:
@@ -134,7 +135,10 @@ class MigrationService:
         try:
             for record in await self._store.running():
                 run = self._runs.get(record.id)
-                if run is None or run.task is None or run.task.done():
+                # A row from before this process started (a restart), or a rollback that waits for a
+                # host; never a migration this process is just starting (its run is not registered yet).
+                orphan = run is None and record.created_at < self._booted
+                if orphan or (run is not None and run.task is not None and run.task.done()):
                     run = self._runs.setdefault(record.id, _Run(record))
                     run.task = self._spawn(self._recover(run))
             for record in await self._store.chores(self._clock()):
@@ -209,7 +213,7 @@ class MigrationService:
     async def preflight(self, caller: Caller, stack: str, source: str, destination: str) -> Preflight:
         """Every check, each a named problem; raises only for what the caller may not see or do."""
         check_name(stack)
-        record = await self._stacks.record(caller, stack)
+        await self._stacks.record(caller, stack)  # it exists (NotFound otherwise)
         a, b = await self._hosts(caller, source, destination)
         pf = Preflight(stack, a.id, b.id)
         revision = await self._stack_store.revision(stack)
@@ -252,34 +256,30 @@ class MigrationService:
             pf.add("destination_offline", f"host {b.name!r} is offline")
         else:
             await self._destination_checks(pf, b, project, names)
-        del record
         return pf
 
     async def _source_checks(self, pf: Preflight, a: HostRef, names: list[str]) -> None:
         try:
-            sizes = (await self._ask(a, Volumes.SIZE, {"names": names}))["sizes"] if names else {}
+            answer = await self._ask(a, Volumes.SIZE, {"names": names}) if names else {}
         except ServiceError as exc:
             pf.add("source_offline", exc.message)
             return
-        pf.volumes = [VolumePlan(n, int(sizes.get(n, -1))) for n in names]
+        pf.volumes = preflight.sizes_from(answer, names)
 
     async def _destination_checks(self, pf: Preflight, b: HostRef, project: Any, names: list[str]) -> None:
         try:
             await self._ask(b, "ping", {})
-            ports = (await self._ask(b, Volumes.PORTS, {}))["ports"]
+            ports = preflight.rows_from(await self._ask(b, Volumes.PORTS, {}), "ports")
             auth = await self._credentials(b, pf.images) if self._credentials else {}
-            missing = (await self._ask(b, Volumes.IMAGES, {"images": pf.images, "auth": auth or None}))[
-                "missing"
-            ]
-            existing = {v.get("name") for v in await self._ask(b, "volumes.list", {})}
+            asked = {"images": pf.images, "auth": auth or None}
+            missing = preflight.missing_from(await self._ask(b, Volumes.IMAGES, asked), pf.images)
+            existing = {v.get("name") for v in preflight.rows_from(await self._ask(b, "volumes.list", {}))}
         except ServiceError as exc:
             pf.add("destination_offline", exc.message)
             return
-        for image, reason in sorted(missing.items()):
-            pf.add(
-                "image_unavailable", f"image {image!r} cannot be pulled on {b.name!r}: {str(reason)[:300]}"
-            )
-        pf.problems.extend(preflight.port_problems(project, ports if isinstance(ports, list) else []))
+        for image, reason in missing.items():
+            pf.add("image_unavailable", f"image {image!r} cannot be pulled on {b.name!r}: {reason}")
+        pf.problems.extend(preflight.port_problems(project, ports))
         for name in names:
             if name in existing:
                 pf.add("volume_exists", f"volume {name!r} already exists on {b.name!r}")
@@ -404,6 +404,7 @@ class MigrationService:
 
         volumes = list(run.record.volumes)
         labels = {"com.docker.compose.project": run.record.stack}
+        auth = await self._credentials(b, [image]) if self._credentials and image else {}
         for i, vol in enumerate(volumes):
             key = vol["name"].removeprefix(f"{run.record.stack}_")
             result = await relay_volume(
@@ -414,6 +415,7 @@ class MigrationService:
                 migration=run.record.id,
                 labels={**labels, "com.docker.compose.volume": key},
                 progress=progress,
+                auth=auth or None,
             )
             volumes[i] = {**vol, "sha256": result["sha256"], "done": True, "tar_bytes": result["bytes"]}
             await self._save(run, volumes=list(volumes), bytes_done=done)
@@ -424,11 +426,11 @@ class MigrationService:
             if deployment is not None and deployment.settled:
                 return deployment
             run = self._stacks.deployer.get(deploy_id)
-            if run is not None:
+            if run is not None and run.result is None:
                 async for event in run.follow():
                     if event.get("type") == "result":
                         break
-            else:
+            else:  # not followed in memory (a restart), or its result is being written: ask again shortly
                 await asyncio.sleep(0.2)
 
     async def _healthy(self, b: HostRef, stack: str, timeout: float) -> None:
@@ -527,7 +529,11 @@ class MigrationService:
                     await self._store.save(record, updated_at=self._clock(), cleanup="done")
             if record.source_volumes == "kept" and (record.keep_until or 0) <= self._clock():
                 a = await self._host(record.source)
-                if a.online:
+                if record.source in {p.host for p in await self._stack_store.placements(record.stack)}:
+                    # The stack is deployed on the source again (moved back, redeployed): those volumes
+                    # are its live data now, not the kept copy.
+                    await self._store.save(record, updated_at=self._clock(), source_volumes="in_use")
+                elif a.online:
                     for vol in record.volumes:
                         with contextlib.suppress(ServiceError):
                             await self._ask(a, "volumes.remove", {"name": vol["name"]})

@@ -182,3 +182,35 @@ def compat_problems(source: dict[str, Any], destination: dict[str, Any]) -> list
             )
         )
     return problems
+
+
+# --- a host's answers: whatever the host sent, only well-formed values are used --------------------
+MAX_ROWS = 10_000
+
+
+def sizes_from(answer: Any, names: list[str]) -> list[VolumePlan]:
+    """`volumes.size`'s answer as plans for the volumes asked about (anything else is -1: unknown)."""
+    sizes = answer.get("sizes") if isinstance(answer, dict) else None
+    sizes = sizes if isinstance(sizes, dict) else {}
+    plans = []
+    for name in names:
+        value = sizes.get(name)
+        ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1 << 62
+        plans.append(VolumePlan(name, value if ok else -1))  # type: ignore[arg-type]
+    return plans
+
+
+def missing_from(answer: Any, images: list[str]) -> dict[str, str]:
+    """`images.available`'s answer: only the images asked about, each reason a bounded string."""
+    missing = answer.get("missing") if isinstance(answer, dict) else None
+    if not isinstance(missing, dict):
+        return {}
+    return {i: str(missing[i])[:300] for i in sorted(images) if i in missing}
+
+
+def rows_from(answer: Any, key: str | None = None) -> list[dict[str, Any]]:
+    """A list of objects from an answer (or from `answer[key]`), at most MAX_ROWS, non-objects dropped."""
+    rows = answer.get(key) if key is not None and isinstance(answer, dict) else answer
+    if not isinstance(rows, list):
+        return []
+    return [r for r in rows[:MAX_ROWS] if isinstance(r, dict)]

@@ -33,6 +33,7 @@ async def relay_volume(
     migration: str,
     labels: dict[str, str],
     progress: Callable[[int], None],
+    auth: dict[str, dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """Copy volume `name`; returns the destination's verified `{"bytes","sha256"}`.
 
@@ -41,9 +42,10 @@ async def relay_volume(
     to by the migration's cleanup if its link died.
     """
     out = source.open_stream(Volumes.EXPORT, {"name": name, "image": image})
-    into = destination.open_stream(
-        Volumes.IMPORT, {"name": name, "image": image, "migration": migration, "labels": labels}
-    )
+    params: dict[str, Any] = {"name": name, "image": image, "migration": migration, "labels": labels}
+    if auth:
+        params["auth"] = auth  # the destination's scoped credential, to pull the helper's image there
+    into = destination.open_stream(Volumes.IMPORT, params)
     try:
         while True:
             try:
