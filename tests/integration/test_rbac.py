@@ -81,6 +81,7 @@ class Scoped:
     other_name: str
     engines: dict[str, Engine]
     deploy_id: str  # a deploy of stack `shop` on the other host
+    drain_id: str  # a drain of the other host (to nowhere: it only cordons it and skips `shop`)
 
 
 @pytest.fixture
@@ -113,6 +114,10 @@ def scoped(
         interval=0.2,
         message="the setup deploy never settled",
     )
+    status, drained = admin.call(
+        "POST", f"/api/v1/hosts/{other.agent_id}/drain", {"destinations": "name:nowhere"}
+    )
+    assert status == 202, drained
     role = admin.post(
         "/api/v1/roles", {"name": "prod-operator", "permissions": OPERATOR, "scope": "prod"}, expect=201
     )
@@ -135,6 +140,7 @@ def scoped(
         "other-1",
         {prod.agent_id: fleet.engine(1), other.agent_id: fleet.engine(2)},
         deploy_id,
+        str(drained["id"]),
     )
 
 
@@ -196,6 +202,8 @@ def fill(path: str, s: Scoped) -> str:
         out = out.replace("{id}", s.other)
     elif path.startswith(("/api/v1/deploys/", "/deploys/")):
         out = out.replace("{id}", s.deploy_id)
+    elif path.startswith(("/api/v1/drains/", "/drains/")):
+        out = out.replace("{id}", s.drain_id)
     elif path.startswith(("/api/v1/migrations/", "/migrations/")):
         out = out.replace("{id}", "0" * 32)  # none is visible: an unknown id and a hidden one look alike
     elif path.startswith(("/api/v1/users/", "/users/")):
@@ -247,6 +255,8 @@ def expect(spec: RouteSpec, s: Scoped) -> str | None:
             "/api/v1/agents/{id}",
             "/api/v1/deploys/{id}",
             "/deploys/{id}",
+            "/api/v1/drains/{id}",
+            "/drains/{id}",
             "/api/v1/migrations/",
             "/migrations/",
         )
@@ -283,6 +293,7 @@ def sample_body(spec: RouteSpec, s: Scoped) -> dict[str, Any] | None:
         "permissions": ["hosts.view"],
         "url": "127.0.0.1:5000",
         "policy": "manual",
+        "destinations": "all",
     }
     schema = spec.body or {}
     props = schema.get("properties", {})

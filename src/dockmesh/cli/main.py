@@ -13,7 +13,7 @@ import urllib.parse
 from pathlib import Path
 
 from dockmesh import __version__
-from dockmesh.cli import audit, fleet, registries, stacks, upgrades, users
+from dockmesh.cli import audit, drain, fleet, registries, stacks, upgrades, users
 from dockmesh.cli.client import CliError, api, call, checked_pin, save_login
 from dockmesh.cli.migrate import resolve_host
 from dockmesh.cli.table import table
@@ -189,6 +189,14 @@ def print_install(result: dict[str, str | None]) -> None:
 
 
 def cmd_hosts(args: argparse.Namespace) -> int:
+    if args.action == "drain-status":
+        if not args.host:
+            raise CliError("`hosts drain-status` needs the drain id")
+        return drain.cmd_drain_status(args.host)
+    if args.action == "drain":
+        if not args.host or not args.to:
+            raise CliError("usage: dockmesh hosts drain HOST --to SELECTOR [--order …] [--dry-run]")
+        return drain.cmd_drain(args, resolve_host(args.host))
     if args.action in ("cordon", "uncordon"):
         if not args.host:
             raise CliError(f"`hosts {args.action}` needs a host id or name")
@@ -269,9 +277,14 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("action", choices=["ls", "create", "revoke", "rotate-token"])
     a.add_argument("target", nargs="?", help="name (create) or agent id")
     a.set_defaults(func=cmd_agents)
-    h = sub.add_parser("hosts", help="list hosts; cordon or uncordon one")
-    h.add_argument("action", nargs="?", default="ls", choices=["ls", "cordon", "uncordon"])
-    h.add_argument("host", nargs="?", help="host id or name (cordon, uncordon)")
+    h = sub.add_parser("hosts", help="list hosts; cordon, uncordon or drain one")
+    h.add_argument(
+        "action", nargs="?", default="ls", choices=["ls", "cordon", "uncordon", "drain", "drain-status"]
+    )
+    h.add_argument(
+        "host", nargs="?", help="host id or name (cordon, uncordon, drain); drain id (drain-status)"
+    )
+    drain.add_arguments(h)
     h.set_defaults(func=cmd_hosts)
     fleet.add_parsers(sub)
     stacks.add_parsers(sub)

@@ -24,6 +24,7 @@ from dockmesh.server.api import (
     auth,
     containers,
     dashboard,
+    drains,
     fleet,
     hosts,
     install,
@@ -50,6 +51,7 @@ from dockmesh.server.looplag import LoopLag
 from dockmesh.server.manifests import Manifests
 from dockmesh.server.routes import RouteSpec, RouteTable
 from dockmesh.server.services.deploys import Deployer
+from dockmesh.server.services.drains import DrainService
 from dockmesh.server.services.migrations import MigrationService
 from dockmesh.server.services.registries import RegistryService
 from dockmesh.server.services.stacks import StackService
@@ -64,6 +66,7 @@ from dockmesh.server.web.render import page_errors
 from dockmesh.store.agents import AgentStore
 from dockmesh.store.audit import AuditStore
 from dockmesh.store.db import Database
+from dockmesh.store.drains import DrainStore
 from dockmesh.store.registries import CredentialStore
 from dockmesh.store.stack_migrations import MigrationStore
 from dockmesh.store.stacks import StackStore
@@ -81,6 +84,7 @@ HTTP_TABLES: tuple[RouteTable, ...] = (
     containers.routes,
     stacks.routes,
     migrations.routes,
+    drains.routes,
     objects.routes,
     registries.routes,
     upgrades.routes,
@@ -93,6 +97,7 @@ HTTP_TABLES: tuple[RouteTable, ...] = (
     pages.dashboard.routes,
     pages.agents.routes,
     pages.hosts.routes,
+    pages.drains.routes,
     pages.fleet.routes,
     pages.stacks.routes,
     pages.migrations.routes,
@@ -167,6 +172,9 @@ async def build_context(config: ServerConfig, clock: Callable[[], float] = time.
     gateway.on_online.append(migrations.host_online)
     artifacts = Artifacts(config.artifact_dir or config.data_dir / "artifacts")
     manifests = Manifests.open(config.data_dir, artifacts, clock)
+    drain_service = DrainService(
+        DrainStore(db), stack_store, directory, agent_store, users, audit, migrations, clock, facts
+    )
     return ServerContext(
         config=config,
         clock=clock,
@@ -187,6 +195,7 @@ async def build_context(config: ServerConfig, clock: Callable[[], float] = time.
         registries=registries,
         migrations=migrations,
         upgrades=UpgradeService(UpgradeStore(db), manifests, gateway, directory, clock),
+        drains=drain_service,
         web_tls=web_tls(config, ca),
     )
 
@@ -263,6 +272,7 @@ class Server:
         context.local.start()
         context.stacks.deployer.start()
         context.migrations.start_background()
+        await context.drains.resume()  # drains a stopped server left running carry on
         context.loop_lag.start()
         tune_gc()
         if self.config.artifact_dir is None:
@@ -296,6 +306,7 @@ class Server:
             self._refresher.cancel()
             self._refresher = None
         if self.context:
+            await self.context.drains.stop()
             await self.context.migrations.stop()
             await self.context.stacks.deployer.stop()
             await self.context.gateway.stop()

@@ -16,6 +16,7 @@ from dockmesh.server.gateway import Gateway
 from dockmesh.server.https import WebTls
 from dockmesh.server.localhost import LocalHost
 from dockmesh.server.looplag import LoopLag
+from dockmesh.server.services.drains import DrainService
 from dockmesh.server.services.migrations import MigrationService
 from dockmesh.server.services.registries import RegistryService
 from dockmesh.server.services.stacks import StackService
@@ -49,6 +50,7 @@ class ServerContext:
     registries: RegistryService
     migrations: MigrationService
     upgrades: UpgradeService
+    drains: DrainService
     web_tls: WebTls | None = None  # None: the UI listener serves plain HTTP
 
 

@@ -249,3 +249,42 @@ upgrade_settings = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("policy", sa.Text, nullable=False),
 )
+
+# Drains (issue 13): one row per drain and one per stack it plans. The rows are the drain's memory: a
+# server restart resumes from them, and a stack whose row is `done` is never moved again.
+drains = sa.Table(
+    "drains",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("source_name", sa.Text, nullable=False),
+    sa.Column("selector", sa.Text, nullable=False),
+    sa.Column("ordering", sa.Text, nullable=False),
+    sa.Column("concurrency", sa.Integer, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("created_at", _TIME, nullable=False),
+    sa.Column("finished_at", _TIME, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Index("drains_status", "status"),
+)
+
+drain_stacks = sa.Table(
+    "drain_stacks",
+    metadata,
+    sa.Column("drain_id", sa.Text, sa.ForeignKey("drains.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("stack", sa.Text, primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("grp", sa.Integer, nullable=False),
+    sa.Column("destination", sa.Text, nullable=True),
+    sa.Column("destination_name", sa.Text, nullable=True),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("code", sa.Text, nullable=True),
+    sa.Column("message", sa.Text, nullable=True),
+    sa.Column("migration_id", sa.Text, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("volume_bytes", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("bytes_done", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("started_at", _TIME, nullable=True),
+    sa.Column("finished_at", _TIME, nullable=True),
+)
