@@ -11,7 +11,6 @@ import time
 
 from dockmesh import __version__
 from dockmesh.agent.config import AgentConfig, AgentConfigError
-from dockmesh.agent.doctor import diagnose
 from dockmesh.agent.runner import Agent
 from dockmesh.agent.state import StateDir
 
@@ -80,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "status":
         return _status(config, args.wait)
     if args.command == "doctor":
+        from dockmesh.agent.doctor import diagnose  # a one-shot command: the running agent never needs it
+
         checks = asyncio.run(diagnose(config))
         for check in checks:
             print(f"{'ok  ' if check.ok else 'FAIL'} {check.name:<12} {check.detail}")

@@ -1,4 +1,8 @@
-"""The agent's import graph stays clear of the server and the store: its pex ships without them."""
+"""The agent's import graph stays clear of the server and the store: its pex ships without them.
+
+And an idle agent loads only what it runs: the deploy path (compose, YAML, the JSON schema, .env),
+certificate handling (cryptography) and serving (aiohttp.web) load when a request needs them.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,30 @@ from pathlib import Path
 
 import dockmesh
 
-SERVER_ONLY = ("sqlalchemy", "asyncpg", "aiosqlite", "alembic", "dockmesh.store", "dockmesh.server")
+SERVER_ONLY = (
+    "sqlalchemy",
+    "asyncpg",
+    "aiosqlite",
+    "alembic",
+    "jinja2",
+    "markupsafe",
+    "argon2",
+    "pex",
+    "packaging",
+    "dockmesh.store",
+    "dockmesh.server",
+)
+ON_DEMAND = (
+    "cryptography",
+    "yaml",
+    "jsonschema",
+    "dotenv",
+    "psutil",
+    "aiohttp.web",
+    "dockmesh.compose.project",
+    "dockmesh.docker.compose",
+    "dockmesh.agent.doctor",
+)
 
 # A fresh interpreter (this test process has the server loaded already): import the entry point that
 # `dockmesh-agent` runs, then list what came with it.
@@ -21,13 +48,24 @@ print(json.dumps(sorted(sys.modules)))
 """
 
 
-def test_the_agent_entry_point_imports_nothing_of_the_server() -> None:
+def _agent_modules() -> list[str]:
     src = str(Path(dockmesh.__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
     result = subprocess.run(
         [sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, timeout=60, check=True
     )
-    modules = json.loads(result.stdout)
+    modules: list[str] = json.loads(result.stdout)
     assert "dockmesh.agent.runner" in modules  # the probe did load the agent
-    loaded = [m for m in modules if any(m == s or m.startswith(s + ".") for s in SERVER_ONLY)]
-    assert loaded == []
+    return modules
+
+
+def _under(modules: list[str], packages: tuple[str, ...]) -> list[str]:
+    return [m for m in modules if any(m == p or m.startswith(p + ".") for p in packages)]
+
+
+def test_the_agent_entry_point_imports_nothing_of_the_server() -> None:
+    assert _under(_agent_modules(), SERVER_ONLY) == []
+
+
+def test_the_agent_loads_deploy_and_certificate_code_on_demand_only() -> None:
+    assert _under(_agent_modules(), ON_DEMAND) == []
