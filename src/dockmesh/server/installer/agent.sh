@@ -39,6 +39,20 @@ fetch() {
   fi
 }
 
+# The artifact carries wheels for CPython 3.9-3.13 and boots with whichever of them it finds (pex's
+# /bin/sh boot); check the same names first so a host without one hears it before any download.
+find_python() {
+  local candidate
+  for candidate in python3 python3.13 python3.12 python3.11 python3.10 python3.9; do
+    command -v "$candidate" >/dev/null 2>&1 || continue
+    if "$candidate" -c 'import sys; sys.exit(not ((3, 9) <= sys.version_info[:2] <= (3, 13)))' 2>/dev/null; then
+      printf '%s' "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+
 install_docker() {
   say "Docker not found; installing it from the distribution's packages"
   if command -v apt-get >/dev/null; then
@@ -72,10 +86,8 @@ main() {
   case "$arch" in amd64) arch=x86_64 ;; arm64) arch=aarch64 ;; esac
   expected=$(artifact_sha256 "$arch") || die "this server has no agent build for $arch"
 
-  command -v python3 >/dev/null || die "python3 (3.11 or newer) is required to run the agent"
-  # The artifact is built for the server's Python floor; say so before downloading it.
-  python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
-    die "the agent needs python3 3.11 or newer; this host has $(python3 -V 2>&1)"
+  find_python >/dev/null ||
+    die "the agent needs Python 3.9 to 3.13 and this host has $(python3 -V 2>/dev/null || echo "no python3"): install one (apt-get install python3, dnf install python3 or dnf install python3.11) and run this again"
   command -v curl >/dev/null || die "curl is required"
   if [ "$skip_docker" -eq 0 ] && ! command -v dockerd >/dev/null && ! command -v docker >/dev/null; then
     install_docker
