@@ -179,7 +179,7 @@ class Deploys:
         if len(self._jobs) >= MAX_JOBS:
             raise RemoteError("busy", f"this host already runs {MAX_JOBS} deploys: try again when one ends")
         # Imported by the first deploy, not at start: the compose code with YAML, the JSON schema and .env
-        # parsing is memory an idle agent does not need (docs/stacks.md "Agent footprint").
+        # parsing is memory an idle agent does not need (docs/artifact.md "Footprint").
         from dockmesh.compose.policy import check_policy
         from dockmesh.compose.project import load_project
 

@@ -46,7 +46,7 @@ def resolve_pin(config: AgentConfig, token: str) -> str:
 async def fetch_pinned_ca(enroll_url: str, pin: str) -> bytes:
     """GET /ca.crt without verification, then accept it only if its SHA-256 equals the pin."""
     # cryptography is imported by enrolment and renewal only: it is a quarter of an idle agent's
-    # memory budget (docs/protocol.md "Agent footprint").
+    # memory budget (docs/artifact.md "Footprint").
     from cryptography.hazmat.primitives.serialization import Encoding
 
     from dockmesh.pki.identity import cert_to_pem, load_cert

@@ -1,7 +1,7 @@
 """Host metrics read from /proc and statvfs: a sample is three small reads, no library.
 
 The agent runs on Linux only; reading /proc ourselves (as psutil does) saved its native wheel per
-platform and 0.85 MiB of the idle agent's memory (measured, docs/protocol.md "Agent footprint").
+platform and 0.85 MiB of the idle agent's memory (measured, docs/artifact.md "Footprint").
 """
 
 from __future__ import annotations

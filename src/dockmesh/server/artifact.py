@@ -70,6 +70,7 @@ def stage_source(source: Path, into: Path, version: str) -> Path:
     """
     if not _VERSION.fullmatch(version):
         raise BuildError(f"bad version {version!r}: use a PEP 440 version such as 1.2.3")
+    into.mkdir(parents=True, exist_ok=True)
     shutil.copy2(source / "pyproject.toml", into / "pyproject.toml")
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", *SERVER_ONLY)
     package = into / "src" / "dockmesh"
@@ -103,12 +104,23 @@ def build(out_dir: Path, arch: str, version: str | None = None, source: Path | N
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / artifact_name(arch, version)
     log_path = out_dir / f"build-{arch}.log"
-    with tempfile.TemporaryDirectory(prefix="dockmesh-agent-build-") as work:
-        staged = stage_source(source, Path(work), version)
-        tmp = out_dir / f".{final.name}.building"
-        with log_path.open("wb") as out:
+    tmp = out_dir / f".{final.name}.building"
+    with tempfile.TemporaryDirectory(prefix="dockmesh-agent-build-") as work, log_path.open("wb") as out:
+        staged = stage_source(source, Path(work) / "src", version)
+        # Our own wheel first, once: handed the source tree, pex builds it again for each of the five
+        # targets, each in a fresh isolated build environment (minutes on a small machine).
+        wheels = Path(work) / "wheels"
+        pip_wheel = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "--no-cache-dir"]
+        code = subprocess.call(
+            [*pip_wheel, "-w", str(wheels), str(staged)],
+            stdout=out,
+            stderr=out,
+            stdin=subprocess.DEVNULL,
+        )
+        if code == 0:
+            wheel = next(wheels.glob("dockmesh-*.whl"))
             code = subprocess.call(
-                build_command(staged, tmp, arch), stdout=out, stderr=out, stdin=subprocess.DEVNULL
+                build_command(wheel, tmp, arch), stdout=out, stderr=out, stdin=subprocess.DEVNULL
             )
     if code != 0:
         tmp.unlink(missing_ok=True)
