@@ -46,9 +46,10 @@ async def one_round(http: aiohttp.ClientSession, base: str, name: str) -> None:
     async with http.get(f"{base}/logs", params={"follow": "1", "tail": "10"}) as resp:
         resp.raise_for_status()
         await resp.content.readany()
-    async with http.get(f"{base}/stats") as resp:
-        resp.raise_for_status()
-        await resp.content.readany()
+    async with http.ws_connect(f"{base}/stats") as ws:
+        msg = await ws.receive(timeout=30)
+        if msg.type != aiohttp.WSMsgType.TEXT:
+            raise RuntimeError(f"stats answered {msg.type}: {msg.data!r}")
     async with http.ws_connect(f"{base}/exec", params=[("cmd", "cat"), ("tty", "0")]) as ws:
         await ws.send_bytes(b"ping\n")
         msg = await ws.receive(timeout=30)

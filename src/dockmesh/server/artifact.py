@@ -9,15 +9,19 @@ the package's base dependencies and our code without the server's packages.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import dockmesh
 from dockmesh import __version__
@@ -93,7 +97,15 @@ def build(out_dir: Path, arch: str, version: str | None = None, source: Path | N
 
     `version` stamps another version into the artifact (tests that upgrade from one build to another);
     by default it is this server's. Needs pex (the `server` extra) and a reachable package index.
+    From a running event loop, await `build_async` instead.
     """
+    return asyncio.run(build_async(out_dir, arch, version, source))
+
+
+async def build_async(
+    out_dir: Path, arch: str, version: str | None = None, source: Path | None = None
+) -> Path:
+    """`build`, as a coroutine: cancelling it stops the build (the server's shutdown does not wait)."""
     arch = normalize_arch(arch)
     if arch not in ARCHES:
         raise BuildError(f"no agent build for {arch!r} (known: {', '.join(ARCHES)})")
@@ -101,32 +113,40 @@ def build(out_dir: Path, arch: str, version: str | None = None, source: Path | N
     source = source or source_tree()
     if source is None:
         raise BuildError("building the agent needs a dockmesh source checkout (pip install -e .)")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 (once per build, before minutes of pex)
     final = out_dir / artifact_name(arch, version)
     log_path = out_dir / f"build-{arch}.log"
     tmp = out_dir / f".{final.name}.building"
-    with tempfile.TemporaryDirectory(prefix="dockmesh-agent-build-") as work, log_path.open("wb") as out:
-        staged = stage_source(source, Path(work) / "src", version)
-        # Our own wheel first, once: handed the source tree, pex builds it again for each of the five
-        # targets, each in a fresh isolated build environment (minutes on a small machine).
-        wheels = Path(work) / "wheels"
-        pip_wheel = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "--no-cache-dir"]
-        code = subprocess.call(
-            [*pip_wheel, "-w", str(wheels), str(staged)],
-            stdout=out,
-            stderr=out,
-            stdin=subprocess.DEVNULL,
-        )
-        if code == 0:
-            wheel = next(wheels.glob("dockmesh-*.whl"))
-            code = subprocess.call(
-                build_command(wheel, tmp, arch), stdout=out, stderr=out, stdin=subprocess.DEVNULL
-            )
-    if code != 0:
+    try:
+        with tempfile.TemporaryDirectory(prefix="dockmesh-agent-build-") as work, log_path.open("wb") as out:
+            staged = stage_source(source, Path(work) / "src", version)
+            # Our own wheel first, once: handed the source tree, pex builds it again for each of the five
+            # targets, each in a fresh isolated build environment (minutes on a small machine).
+            wheels = Path(work) / "wheels"
+            pip_wheel = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "--no-cache-dir"]
+            code = await _call([*pip_wheel, "-w", str(wheels), str(staged)], out)
+            if code == 0:
+                code = await _call(build_command(next(wheels.glob("dockmesh-*.whl")), tmp, arch), out)
+        if code != 0:
+            raise BuildError(f"building the agent artifact for {arch} failed (exit {code}); see {log_path}")
+        tmp.replace(final)
+    finally:
         tmp.unlink(missing_ok=True)
-        raise BuildError(f"building the agent artifact for {arch} failed (exit {code}); see {log_path}")
-    tmp.replace(final)
     return final
+
+
+async def _call(argv: list[str], out: IO[bytes]) -> int:
+    """Run a build step; if cancelled, kill it with everything it started (pex runs pip processes)."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        return await proc.wait()
+    except asyncio.CancelledError:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        await proc.wait()
+        raise
 
 
 class Artifacts:
@@ -176,7 +196,7 @@ class Artifacts:
         for arch in arches:
             log.info("building the agent artifact for %s (log: %s/build-%s.log)", arch, self.directory, arch)
             try:
-                final = await asyncio.to_thread(build, self.directory, arch)
+                final = await build_async(self.directory, arch)
             except BuildError as exc:
                 errors.append(str(exc))
                 log.error("%s", exc)
