@@ -67,6 +67,7 @@ class RealHost:
             self.agent.kill()
             self.agent.wait()
         self.agent = spawn(self.agent_argv, self.base / "agent.log", env)
+        self.agent_env_used = env
         while True:
             agent = await self.api.call("GET", f"/api/v1/agents/{created['id']}")
             if agent["status"] == "online":
@@ -75,6 +76,26 @@ class RealHost:
             if time.monotonic() - started > 60:
                 raise TimeoutError("agent never came online")
             await asyncio.sleep(0.02)
+
+    async def restart_agent(self) -> None:
+        """Kill the agent and start it again on its state (what every start after the enrolling one is)."""
+        assert self.api
+        self.agent.kill()
+        self.agent.wait()
+        env = {k: v for k, v in self.agent_env_used.items() if k != "DOCKMESH_TOKEN"}
+        await self._wait_status(False)  # the killed link is noticed first, so the next "online" is new
+        self.agent = spawn(self.agent_argv, self.base / "agent.log", env)
+        await self._wait_status(True)
+
+    async def _wait_status(self, online: bool) -> None:
+        assert self.api
+        started = time.monotonic()
+        while (await self.api.call("GET", f"/api/v1/agents/{self.agent_id}"))["status"] != (
+            "online" if online else "offline"
+        ):
+            if time.monotonic() - started > 60:
+                raise TimeoutError(f"agent never became {'online' if online else 'offline'}")
+            await asyncio.sleep(0.1)
 
     async def __aexit__(self, *exc: object) -> None:
         if self.agent is not None:

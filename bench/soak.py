@@ -1,7 +1,8 @@
 """`python -m bench.soak --artifact PEX [--baseline PEX] [--minutes N]`: the agent's memory, idle and over time.
 
 Each artifact runs as the production agent process (the pex, as the installer starts it) against its own
-real dockerd and server. Reported: idle RSS once online (before any request), then a soak that opens and
+real dockerd and server. Reported: idle RSS once online (before any request) in the process that enrolled,
+and again after a restart on its state (every later start: no enrolment code loaded), then a soak that opens and
 closes a log stream, a stats stream and an exec session, over and over, for N minutes; RSS is sampled
 after every round. Growth compares the end with the RSS after a one-minute warm-up (the allocator's
 first arenas and the handler modules loaded by the first requests are not growth).
@@ -70,6 +71,8 @@ async def soak(label: str, artifact: Path, minutes: float, work: Path) -> dict[s
         raise RuntimeError(f"{artifact} --version failed")
     async with RealHost(work, agent_argv=argv, agent_env=env) as host:
         assert host.api
+        enrolling = await settled_rss(host.agent.pid)
+        await host.restart_agent()
         pid = host.agent.pid
         idle = await settled_rss(pid)
         name = "soak"
@@ -95,6 +98,7 @@ async def soak(label: str, artifact: Path, minutes: float, work: Path) -> dict[s
     return {
         "artifact": artifact.name,
         "artifact_mib": round(artifact.stat().st_size / MIB, 1),
+        "enrolling_idle_rss_mib": round(enrolling / MIB, 1),
         "idle_rss_mib": round(idle / MIB, 1),
         "warm_rss_mib": round(warm / MIB, 1),
         "end_rss_mib": round(end / MIB, 1),
