@@ -27,8 +27,13 @@ RTT_SAMPLES = 300
 class RealHost:
     """One real dockerd with one real `dockmesh-agent` process, managed by a real server."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(
+        self, base: Path, agent_argv: list[str] | None = None, agent_env: dict[str, str] | None = None
+    ) -> None:
+        """``agent_argv``: how to start the agent (default: this checkout's module; bench.soak runs a pex)."""
         self.base = base
+        self.agent_argv = agent_argv or [sys.executable, "-m", "dockmesh.cli.agent"]
+        self.agent_env = agent_env or {}
         base.mkdir(parents=True, exist_ok=True)
         self.engine = Engine("bench", base / "e")
         self.server = Server(base / "s", heartbeat=10.0)
@@ -56,11 +61,13 @@ class RealHost:
             DOCKMESH_STATE_DIR=str(self.base / f"state-{created['id'][:8]}"),
             DOCKER_HOST=self.engine.docker_host,
         )
+        env.update(self.agent_env)
         started = time.monotonic()
         if self.agent is not None:
             self.agent.kill()
             self.agent.wait()
-        self.agent = spawn([sys.executable, "-m", "dockmesh.cli.agent"], self.base / "agent.log", env)
+        self.agent = spawn(self.agent_argv, self.base / "agent.log", env)
+        self.agent_env_used = env
         while True:
             agent = await self.api.call("GET", f"/api/v1/agents/{created['id']}")
             if agent["status"] == "online":
@@ -69,6 +76,26 @@ class RealHost:
             if time.monotonic() - started > 60:
                 raise TimeoutError("agent never came online")
             await asyncio.sleep(0.02)
+
+    async def restart_agent(self) -> None:
+        """Kill the agent and start it again on its state (what every start after the enrolling one is)."""
+        assert self.api
+        self.agent.kill()
+        self.agent.wait()
+        env = {k: v for k, v in self.agent_env_used.items() if k != "DOCKMESH_TOKEN"}
+        await self._wait_status(False)  # the killed link is noticed first, so the next "online" is new
+        self.agent = spawn(self.agent_argv, self.base / "agent.log", env)
+        await self._wait_status(True)
+
+    async def _wait_status(self, online: bool) -> None:
+        assert self.api
+        started = time.monotonic()
+        while (await self.api.call("GET", f"/api/v1/agents/{self.agent_id}"))["status"] != (
+            "online" if online else "offline"
+        ):
+            if time.monotonic() - started > 60:
+                raise TimeoutError(f"agent never became {'online' if online else 'offline'}")
+            await asyncio.sleep(0.1)
 
     async def __aexit__(self, *exc: object) -> None:
         if self.agent is not None:

@@ -68,6 +68,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 from tests.integration.spine import (  # noqa: E402
     ENGINES,
+    aarch64_artifact,
     agent_artifacts,
     agent_factory,
     database_engine,
@@ -75,4 +76,11 @@ from tests.integration.spine import (  # noqa: E402
     server_factory,
 )
 
-__all__ = ["agent_artifacts", "agent_factory", "database_engine", "server", "server_factory"]
+__all__ = [
+    "aarch64_artifact",
+    "agent_artifacts",
+    "agent_factory",
+    "database_engine",
+    "server",
+    "server_factory",
+]

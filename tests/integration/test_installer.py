@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -15,6 +16,28 @@ import pytest
 from tests.fleet import Fleet, short_tmpdir
 from tests.integration.harness import ServerProc
 from tests.integration.spine import wait_online
+
+PYENV = Path.home() / ".pyenv" / "versions"
+# Every CPython this machine has besides the default (3.11), each alone on the PATH.
+OTHER_PYTHONS = ["3.9.18", "3.10.13", "3.12.1", "3.13.0"]
+SYSTEM_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+
+
+def only_python(version: str | None, into: Path) -> str:
+    """A PATH with the system's tools and no Python but pyenv's `version`, as python3 (None: no Python)."""
+    bin_dir = into / "bin"
+    bin_dir.mkdir(parents=True)
+    if version is not None:
+        interpreter = PYENV / version / "bin" / f"python{version.rsplit('.', 1)[0]}"
+        assert interpreter.exists(), f"{interpreter} is missing: this machine's pyenv versions changed"
+        (bin_dir / "python3").symlink_to(interpreter)
+    for directory in SYSTEM_DIRS:
+        for tool in Path(directory).iterdir():
+            if tool.name.startswith("python") or (bin_dir / tool.name).exists():
+                continue
+            if os.access(tool, os.X_OK) and not tool.is_dir():
+                (bin_dir / tool.name).symlink_to(tool)
+    return str(bin_dir)
 
 
 @pytest.fixture
@@ -30,13 +53,13 @@ def prefix() -> Iterator[Path]:
 
 
 def run_installer(
-    command: str, prefix: Path, docker_host: str, *flags: str
+    command: str, prefix: Path, docker_host: str, *flags: str, path: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     # The test runs as root already, without sudo: swap `sudo bash` for `bash -s -- <flags>`.
     assert command.endswith("| sudo bash")
     shell = command[: -len("sudo bash")] + "bash -s -- " + " ".join(flags)
     env = {
-        "PATH": os.environ["PATH"],
+        "PATH": path or os.environ["PATH"],
         "HOME": os.environ.get("HOME", "/root"),
         "DOCKMESH_INSTALL_PREFIX": str(prefix),
         "DOCKER_HOST": docker_host,
@@ -74,6 +97,54 @@ def test_install_command_brings_the_host_online(
         import pwd
 
         assert pwd.getpwuid(owner).pw_name == "dockmesh"
+
+
+@pytest.mark.parametrize("version", OTHER_PYTHONS)
+def test_the_artifact_enrols_and_runs_under_each_cpython(
+    server_factory: Callable[..., ServerProc],
+    agent_artifacts: Path,
+    fleet: Fleet,
+    prefix: Path,
+    tmp_path: Path,
+    version: str,
+) -> None:
+    server = server_factory(env={"DOCKMESH_ARTIFACT_DIR": str(agent_artifacts)}, https=True, bind="0.0.0.0")
+    created = server.create_agent(f"py-{version}")
+    path = only_python(version, tmp_path)
+    docker_host = fleet.engine(0).docker_host
+    result = run_installer(
+        created["install_command"], prefix, docker_host, "--skip-docker", "--as-root", path=path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    host = wait_online(server, created["id"], timeout=10)
+    assert host["docker_version"] == fleet.engine(0).info()["ServerVersion"]
+    # The running agent is that interpreter (pex's venv links to it), not the machine's default.
+    status = json.loads((prefix / "var/lib/dockmesh-agent/status.json").read_text())
+    exe = Path(f"/proc/{status['pid']}/exe").resolve()
+    assert exe.is_relative_to(PYENV / version), exe
+
+
+@pytest.mark.parametrize("version", [None, "3.8.18"])
+def test_a_host_without_a_supported_python_hears_what_to_install(
+    server_factory: Callable[..., ServerProc],
+    agent_artifacts: Path,
+    prefix: Path,
+    tmp_path: Path,
+    version: str | None,
+) -> None:
+    server = server_factory(env={"DOCKMESH_ARTIFACT_DIR": str(agent_artifacts)}, https=True, bind="0.0.0.0")
+    created = server.create_agent("old-python")
+    path = only_python(version, tmp_path)
+    result = run_installer(
+        created["install_command"], prefix, "unix:///nonexistent", "--skip-docker", "--as-root", path=path
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("dockmesh: error: the agent needs Python 3.9 to 3.13 and this host has ")
+    assert ("Python 3.8.18" if version else "no python3") in lines[0]
+    assert "apt-get install python3" in lines[0]
+    assert not (prefix / "usr/local/lib/dockmesh-agent/dockmesh-agent.pex").exists()
 
 
 def test_installer_refuses_a_tampered_artifact(

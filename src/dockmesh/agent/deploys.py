@@ -19,8 +19,7 @@ from typing import Any
 import aiodocker
 
 from dockmesh.agent.journal import Journal
-from dockmesh.compose import MAX_TEXT, PROJECT_NAME, ComposeError, check_policy, load_project
-from dockmesh.docker import compose
+from dockmesh.compose import MAX_TEXT, PROJECT_NAME, ComposeError
 from dockmesh.docker.errors import DockerFailure
 from dockmesh.link import LinkClosed, RemoteError, Stream
 from dockmesh.link.packets import PacketStream
@@ -179,6 +178,11 @@ class Deploys:
             )
         if len(self._jobs) >= MAX_JOBS:
             raise RemoteError("busy", f"this host already runs {MAX_JOBS} deploys: try again when one ends")
+        # Imported by the first deploy, not at start: the compose code with YAML, the JSON schema and .env
+        # parsing is memory an idle agent does not need (docs/artifact.md "Footprint").
+        from dockmesh.compose.policy import check_policy
+        from dockmesh.compose.project import load_project
+
         try:
             project = load_project(project_name, compose_text or "", env_text)
             check_policy(project, allow_privileged=allow)
@@ -220,6 +224,8 @@ class Deploys:
         job.finish(result)
 
     async def _run(self, job: Job, project: Any, auth: dict[str, dict[str, str]] | None) -> None:
+        from dockmesh.docker import compose  # lazily: see _start_job
+
         state, error, rows = "failed", None, []
         try:
             job.emit(compose.progress("", "validate", "done"))
@@ -277,6 +283,8 @@ class Deploys:
         return name
 
     async def _down(self, params: dict[str, Any]) -> Any:
+        from dockmesh.docker import compose  # lazily: see _start_job
+
         volumes = params.get("volumes", False)
         if not isinstance(volumes, bool):
             raise RemoteError("bad_request", "'volumes' must be a boolean")
@@ -284,12 +292,18 @@ class Deploys:
         return {"ok": True}
 
     async def _stop(self, params: dict[str, Any]) -> Any:
+        from dockmesh.docker import compose  # lazily: see _start_job
+
         await compose.stop(self._docker, self._idle_project(params))
         return {"ok": True}
 
     async def _start(self, params: dict[str, Any]) -> Any:
+        from dockmesh.docker import compose  # lazily: see _start_job
+
         await compose.start(self._docker, self._idle_project(params))
         return {"ok": True}
 
     async def _services(self, params: dict[str, Any]) -> Any:
+        from dockmesh.docker import compose  # lazily: see _start_job
+
         return {"services": await compose.services(self._docker, _pattern(params, "project", PROJECT_NAME))}

@@ -51,7 +51,7 @@ async def diagnose(config: AgentConfig) -> list[Check]:
         _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 5)
         writer.close()
         checks.append(Check("tcp", True, f"{host}:{port} accepts connections"))
-    except (TimeoutError, OSError) as exc:
+    except (asyncio.TimeoutError, OSError) as exc:
         checks.append(Check("tcp", False, f"cannot connect to {host}:{port}: {exc or 'timeout'}"))
         return [*checks, await _docker(config)]
 
@@ -72,7 +72,7 @@ async def _pin(url: str, config: AgentConfig, state: StateDir) -> Check:
             async with http.get(f"{url}/ca.crt", ssl=unverified) as resp:
                 body = await resp.content.read(64 * 1024)
                 date = resp.headers.get("Date")
-    except (TimeoutError, aiohttp.ClientError) as exc:
+    except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
         return Check("tls", False, f"TLS to {url} failed: {exc}")
     try:
         served = pem_sha256(load_cert(body).public_bytes(Encoding.DER))
@@ -117,7 +117,7 @@ async def _link(connect_url: str, state: StateDir) -> Check:
                 if msg.type == aiohttp.WSMsgType.CLOSE and msg.data == CloseCode.UNAUTHORIZED:
                     return Check("link", False, "the server refuses this agent: revoked or unknown; re-enrol")
                 return Check("link", True, "WebSocket + mTLS link accepted")
-    except TimeoutError:
+    except asyncio.TimeoutError:
         return Check("link", True, "WebSocket + mTLS link accepted")
     except aiohttp.WSServerHandshakeError as exc:
         return Check(

@@ -5,19 +5,16 @@ The private key is generated here and never leaves the host; only the CSR is sen
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 import time
 from typing import Any
 
 import aiohttp
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from dockmesh.agent.config import AgentConfig
 from dockmesh.agent.state import Identity, StateDir, token_sha256
-from dockmesh.pki.identity import cert_to_pem, load_cert
-from dockmesh.pki.issued import IssuedCertError, check_issued, utcnow
-from dockmesh.pki.keys import generate_key, key_to_pem, make_csr
 from dockmesh.pki.pin import pem_sha256, pin_matches, token_pin
 from dockmesh.pki.tls import client_context
 
@@ -48,6 +45,12 @@ def resolve_pin(config: AgentConfig, token: str) -> str:
 
 async def fetch_pinned_ca(enroll_url: str, pin: str) -> bytes:
     """GET /ca.crt without verification, then accept it only if its SHA-256 equals the pin."""
+    # cryptography is imported by enrolment and renewal only: it is a quarter of an idle agent's
+    # memory budget (docs/artifact.md "Footprint").
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from dockmesh.pki.identity import cert_to_pem, load_cert
+
     unverified = ssl.create_default_context()
     unverified.check_hostname = False
     unverified.verify_mode = ssl.CERT_NONE
@@ -92,6 +95,12 @@ def _refusal(status: int, data: Any) -> EnrolError:
 async def enrol(config: AgentConfig, state: StateDir, token: str, facts: dict[str, Any]) -> Identity:
     if not config.enroll_url:
         raise EnrolError("DOCKMESH_ENROLL_URL is not set (the server's https:// agent URL)", fatal=True)
+    from cryptography.hazmat.primitives.serialization import Encoding  # lazily: see fetch_pinned_ca
+
+    from dockmesh.pki.identity import cert_to_pem, load_cert
+    from dockmesh.pki.issued import IssuedCertError, check_issued, utcnow
+    from dockmesh.pki.keys import generate_key, key_to_pem, make_csr
+
     pin = resolve_pin(config, token)
     ca_pem = await fetch_pinned_ca(config.enroll_url, pin)
     key = generate_key()
@@ -103,7 +112,7 @@ async def enrol(config: AgentConfig, state: StateDir, token: str, facts: dict[st
             async with session.post(f"{config.enroll_url}/enroll", json=payload, ssl=verified) as resp:
                 status = resp.status
                 raw = await resp.content.read(256 * 1024)
-    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+    except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
         raise EnrolError(
             f"enrolment request failed, will retry: {exc or type(exc).__name__}", fatal=False
         ) from exc

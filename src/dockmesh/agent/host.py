@@ -44,7 +44,7 @@ class DockerHost:
         self.engine_error: str | None = None
         self._counts = (0, 0)
         self._probe: asyncio.Task[None] | None = None
-        metrics.sample()  # prime psutil's CPU counter so the first heartbeat is not a fake 0 %
+        metrics.sample()  # prime the CPU counter so the first heartbeat is not a fake 0 %
 
     async def facts(self) -> dict[str, Any]:
         facts: dict[str, Any] = {**host_facts(), "version": __version__}
@@ -65,7 +65,7 @@ class DockerHost:
         """
         if self._probe is None or self._probe.done():
             self._probe = asyncio.ensure_future(self._probe_engine())
-        with contextlib.suppress(TimeoutError):
+        with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._probe), ENGINE_PROBE_WAIT)
         return metrics.sample("/", self._counts).to_dict()
 

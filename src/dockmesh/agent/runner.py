@@ -24,9 +24,6 @@ from dockmesh.agent.supervisor import RESTART
 from dockmesh.agent.trial import TrialFiles, TrialState
 from dockmesh.agent.upgrade import Upgrader
 from dockmesh.link import AiohttpSocket, Link, LinkError, RemoteError
-from dockmesh.pki.identity import cert_info, cert_to_pem, load_cert
-from dockmesh.pki.issued import check_issued, utcnow
-from dockmesh.pki.keys import generate_key, key_to_pem, make_csr
 from dockmesh.pki.tls import client_context
 from dockmesh.proto import FATAL_CODES, PROTOCOL_VERSION, CloseCode, Limits, Role
 from dockmesh.proto.methods import Upgrade
@@ -249,7 +246,7 @@ class Agent:
                 return code
         except aiohttp.WSServerHandshakeError as exc:
             self._fail(f"server refused the WebSocket upgrade: HTTP {exc.status} {exc.message}")
-        except (TimeoutError, aiohttp.ClientError, OSError, ssl.SSLError) as exc:
+        except (asyncio.TimeoutError, aiohttp.ClientError, OSError, ssl.SSLError) as exc:
             self._refused = refused(exc)
             self._fail(f"cannot connect to {identity.connect_url}: {exc or type(exc).__name__}")
         return None
@@ -313,7 +310,7 @@ class Agent:
         # The beat goes out on time even when the host is slow to report: silence costs the link.
         while not link.closed:
             body: dict[str, Any] = {}
-            with contextlib.suppress(TimeoutError):
+            with contextlib.suppress(asyncio.TimeoutError):
                 body["metrics"] = await asyncio.wait_for(host.metrics(), self.heartbeat_interval / 2)
             link.send_event("heartbeat", body)
             await asyncio.sleep(self.heartbeat_interval)
@@ -331,6 +328,11 @@ class Agent:
                 await asyncio.sleep(min(60.0, max(1.0, (not_after - self._clock()) / 10)))
 
     async def _renew(self, link: Link) -> None:
+        # cryptography loads for renewal only (every 20 days), not in an idle agent: see StateDir.cert_window.
+        from dockmesh.pki.identity import cert_info, cert_to_pem, load_cert
+        from dockmesh.pki.issued import check_issued, utcnow
+        from dockmesh.pki.keys import generate_key, key_to_pem, make_csr
+
         key = generate_key()
         csr = make_csr(key, "dockmesh-agent")
         result = await link.request("renew", {"csr": csr.decode()}, timeout=30.0)

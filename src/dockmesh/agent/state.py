@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
-
-from cryptography import x509
+from typing import TYPE_CHECKING, Any
 
 from dockmesh.pki.files import write_atomic
-from dockmesh.pki.identity import cert_info, load_cert
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class StateDir:
         self.token_file = path / "token"
         self.status_file = path / "status.json"
         self.upgrade_key = path / "upgrade.pub"
+        self.window_file = path / "agent.crt.window"
 
     def ensure(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -61,11 +63,33 @@ class StateDir:
         write_atomic(self.identity_file, json.dumps(asdict(identity), indent=2).encode(), 0o600)
 
     def read_cert(self) -> x509.Certificate:
+        from dockmesh.pki.identity import load_cert
+
         return load_cert(self.cert.read_bytes())
 
     def cert_window(self) -> tuple[float, float]:
-        info = cert_info(self.read_cert())
-        return info.not_before.timestamp(), info.not_after.timestamp()
+        """The current certificate's validity (not before, not after) in epoch seconds.
+
+        Remembered beside the certificate under its SHA-256, so an agent that starts with its state reads
+        it without loading cryptography, which would hold about 8 MiB of its idle memory. A cache that
+        does not match the certificate (renewed, replaced, edited) is recomputed.
+        """
+        pem = self.cert.read_bytes()
+        digest = hashlib.sha256(pem).hexdigest()
+        try:
+            cached = json.loads(self.window_file.read_text())
+            if cached["sha256"] == digest:
+                return float(cached["not_before"]), float(cached["not_after"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        from dockmesh.pki.identity import cert_info, load_cert
+
+        info = cert_info(load_cert(pem))
+        window = info.not_before.timestamp(), info.not_after.timestamp()
+        record = {"sha256": digest, "not_before": window[0], "not_after": window[1]}
+        with contextlib.suppress(OSError):  # only a cache: a read-only state dir still works
+            write_atomic(self.window_file, json.dumps(record).encode(), 0o644)
+        return window
 
     # --- renewal swap --------------------------------------------------------------------------
     def swap_in(self, key_pem: bytes, cert_pem: bytes) -> None:

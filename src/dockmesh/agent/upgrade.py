@@ -20,7 +20,6 @@ from dockmesh.agent.state import StateDir
 from dockmesh.agent.trial import TrialFiles
 from dockmesh.host.facts import normalize_arch
 from dockmesh.link import Link, RemoteError
-from dockmesh.pki.signing import verify
 from dockmesh.proto.manifest import MAX_BYTES, Manifest, ManifestError
 from dockmesh.proto.methods import Upgrade
 
@@ -75,6 +74,9 @@ class Upgrader:
         except (binascii.Error, ValueError):
             raise ManifestError("the offer is not base64") from None
         # Signature before parsing: nothing an unsigned document says is looked at.
+        # Loaded here, not at import: cryptography is megabytes an idle agent does not need.
+        from dockmesh.pki.signing import verify
+
         if not verify(key, data, signature):
             raise ManifestError("the manifest's signature does not verify with this agent's upgrade key")
         return Manifest.decode(data)

@@ -7,7 +7,6 @@ import asyncio
 import getpass
 import logging
 import os
-import subprocess
 import sys
 import urllib.parse
 from pathlib import Path
@@ -20,7 +19,9 @@ from dockmesh.cli.table import table
 from dockmesh.server.config import ConfigError, ServerConfig
 
 # Installed by the `server` extra, not with the package itself (the agent's pex leaves them out).
-SERVER_EXTRA = ("sqlalchemy", "alembic", "aiosqlite", "asyncpg")
+SERVER_EXTRA = ("sqlalchemy", "alembic", "aiosqlite", "asyncpg", "jinja2", "argon2", "pex")
+# The server's floor (TimeoutError, asyncio.timeout, contextlib.aclosing); the package's is the agent's, 3.9.
+SERVER_PYTHON = (3, 11)
 
 
 def server_extra_missing(exc: ModuleNotFoundError) -> int:
@@ -36,6 +37,13 @@ def server_extra_missing(exc: ModuleNotFoundError) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    if sys.version_info < SERVER_PYTHON:
+        print(
+            f"dockmesh: the server needs Python 3.11 or newer (this is {sys.version.split()[0]}); "
+            "run it with python3.11 or later",
+            file=sys.stderr,
+        )
+        return 2
     try:
         config = ServerConfig.from_env(
             data_dir=args.data_dir,
@@ -119,21 +127,17 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 
 def cmd_build_agent(args: argparse.Namespace) -> int:
-    from dockmesh.host.facts import normalize_arch
-    from dockmesh.server.artifact import artifact_name, build_command, source_tree
+    try:
+        from dockmesh.server.artifact import BuildError, build
+    except ModuleNotFoundError as exc:
+        return server_extra_missing(exc)
 
-    source = source_tree()
-    if source is None:
-        raise CliError("build-agent needs a dockmesh source checkout (pip install -e .)")
     out = Path(args.out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    import platform
-
-    target = out / artifact_name(normalize_arch(platform.machine()))
-    code = subprocess.call(build_command(source, target))
-    if code != 0:
-        raise CliError(f"pex failed with exit code {code}")
-    print(target)
+    for arch in args.arch or ["x86_64", "aarch64"]:
+        try:
+            print(build(out, arch))
+        except BuildError as exc:
+            raise CliError(str(exc)) from None
     return 0
 
 
@@ -263,8 +267,13 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--data-dir")
     d.add_argument("--database-url", help="as for serve (env DOCKMESH_DATABASE_URL)")
     d.set_defaults(func=cmd_db)
-    b = sub.add_parser("build-agent", help="build the agent artifact (pex) for this architecture")
-    b.add_argument("--out", default="./data/artifacts")
+    b = sub.add_parser(
+        "build-agent", help="build the agent artifacts (pex; CPython 3.9-3.13) for an offline server"
+    )
+    b.add_argument(
+        "--out", default="./data/artifacts", help="directory (then set DOCKMESH_ARTIFACT_DIR to it)"
+    )
+    b.add_argument("--arch", action="append", choices=["x86_64", "aarch64"], help="repeatable; default: both")
     b.set_defaults(func=cmd_build_agent)
     lg = sub.add_parser("login", help="log in to a server")
     lg.add_argument("--url", default="https://127.0.0.1:8080")

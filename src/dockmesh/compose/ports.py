@@ -35,7 +35,7 @@ def parse_ports(raw: list[Any], fail: Callable[[int, str], Exception]) -> tuple[
         if len(hosts) != len(targets):
             raise fail(i, f"{item!r}: the host and container ranges differ in length")
         ip = (match["ip"] or "").strip("[]")
-        for target, host in zip(targets, hosts, strict=True):
+        for target, host in zip(targets, hosts):  # lengths checked above; no strict= on 3.9
             out.append(_port(target, host, ip, match["proto"] or "tcp", i, fail))
         if len(out) > MAX_PORTS:
             raise fail(i, f"more than {MAX_PORTS} published ports")

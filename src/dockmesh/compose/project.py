@@ -9,6 +9,7 @@ from typing import Any
 
 from dockmesh.compose.errors import ComposeError
 from dockmesh.compose.interpolate import interpolate, parse_env
+from dockmesh.compose.limits import PROJECT_NAME
 from dockmesh.compose.model import Healthcheck, NetworkSpec, Project, Service, VolumeSpec
 from dockmesh.compose.mounts import Mounts
 from dockmesh.compose.order import start_order
@@ -19,8 +20,6 @@ from dockmesh.compose.units import parse_bytes, parse_duration
 
 __all__ = ["PROJECT_NAME", "load_project"]
 
-#: A stack name is a compose project name (docs/stacks.md "Names").
-PROJECT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 _IMAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-/:@]*")
 _RESTART = re.compile(r"no|always|unless-stopped|on-failure(:\d+)?")
 _NETWORK_MODES = frozenset({"none", "bridge", "host"})

@@ -7,21 +7,20 @@ hundred bytes that would expand to gigabytes, so the expansion is bounded, not t
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Union
 
 import yaml
 
 from dockmesh.compose.errors import ComposeError
+from dockmesh.compose.limits import MAX_TEXT
 
 __all__ = ["MAX_NODES", "MAX_TEXT", "Lines", "Path", "dotted", "parse"]
 
-#: The server refuses larger bodies; the agent refuses them too rather than trusting the server.
-MAX_TEXT = 1 << 20
 #: Values after alias expansion; real compose files have a few thousand.
 MAX_NODES = 100_000
 MAX_DEPTH = 64
 
-Path = tuple[str | int, ...]
+Path = tuple[Union[str, int], ...]  # evaluated at run time: no `|` on Python 3.9
 
 
 class Lines:

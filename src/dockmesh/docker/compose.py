@@ -309,29 +309,37 @@ class _Deploy:
         # is not missed (the agent and its engine share a clock).
         since = self.started_at.get(cid, time.time() - 1)
         try:
-            async with asyncio.timeout(budget):
-                events = cast(
-                    AsyncGenerator[dict[str, Any], None],  # an async generator, annotated as an iterator
-                    engine_events(self.docker, {"type": "container", "container": [cid]}, since=since),
-                )
-                async with contextlib.aclosing(events):
-                    async for event in events:
-                        action = str(event.get("Action") or event.get("status") or "")
-                        if action == "health_status: healthy":
-                            self.emit(progress(spec.name, "health", "healthy"))
-                            return
-                        if action == "health_status: unhealthy":
-                            break
-                        if action in ("die", "destroy"):
-                            state = await self._state(cid)
-                            raise DockerFailure(
-                                409,
-                                "unhealthy",
-                                f"service {spec.name!r} exited (code {state.get('ExitCode')}) before healthy",
-                            )
-        except TimeoutError:
+            # wait_for, not asyncio.timeout: the agent runs on Python 3.9.
+            if await asyncio.wait_for(self._health_verdict(spec, cid, since), budget):
+                return
+        except asyncio.TimeoutError:
             pass
         raise DockerFailure(409, "unhealthy", f"service {spec.name!r} did not become healthy")
+
+    async def _health_verdict(self, spec: Service, cid: str, since: float) -> bool:
+        """True once the engine says healthy, False when it says unhealthy (or the events end)."""
+        events = cast(
+            AsyncGenerator[dict[str, Any], None],  # an async generator, annotated as an iterator
+            engine_events(self.docker, {"type": "container", "container": [cid]}, since=since),
+        )
+        try:
+            async for event in events:
+                action = str(event.get("Action") or event.get("status") or "")
+                if action == "health_status: healthy":
+                    self.emit(progress(spec.name, "health", "healthy"))
+                    return True
+                if action == "health_status: unhealthy":
+                    return False
+                if action in ("die", "destroy"):
+                    state = await self._state(cid)
+                    raise DockerFailure(
+                        409,
+                        "unhealthy",
+                        f"service {spec.name!r} exited (code {state.get('ExitCode')}) before healthy",
+                    )
+        finally:
+            await events.aclose()  # contextlib.aclosing is 3.10+
+        return False
 
     async def wait_exited(self, spec: Service, cid: str) -> None:
         self.emit(progress(spec.name, "health", "waiting for exit"))

@@ -117,5 +117,5 @@ def docker_errors() -> Iterator[None]:
         yield
     except DockerFailure:
         raise
-    except (TimeoutError, aiodocker.DockerError, OSError, aiohttp.ClientError) as exc:
+    except (asyncio.TimeoutError, aiodocker.DockerError, OSError, aiohttp.ClientError) as exc:
         raise translate(exc) from exc

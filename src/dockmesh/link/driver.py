@@ -171,9 +171,8 @@ class Link:
         self._closing = True
         self._drained.set()  # a paused reader must not wait for a writer that may never drain
         try:
-            async with asyncio.timeout(self.close_timeout):
-                await self._socket.close(code, reason)
-        except TimeoutError:
+            await asyncio.wait_for(self._socket.close(code, reason), self.close_timeout)
+        except asyncio.TimeoutError:
             # The close frame is stuck behind data the peer does not read: drop the connection.
             log.info("link close handshake took over %gs: aborting the connection", self.close_timeout)
             self._socket.abort()
@@ -342,7 +341,7 @@ class Link:
                 result = await asyncio.wait_for(
                     self._on_request(event.method, event.params), event.deadline_ms / 1000
                 )
-        except TimeoutError:
+        except asyncio.TimeoutError:
             self._respond(event.channel, error=ErrorBody("deadline", f"{event.method} ran past its deadline"))
         except RemoteError as exc:
             self._respond(event.channel, error=ErrorBody(exc.code, exc.message))
@@ -371,7 +370,7 @@ class Link:
                     await asyncio.wait_for(self._on_stream(stream), deadline_ms / 1000)
                 else:
                     await self._on_stream(stream)
-        except TimeoutError:
+        except asyncio.TimeoutError:
             stream.close(ErrorBody("deadline", f"{stream.kind} ran past its deadline"))
         except RemoteError as exc:
             stream.close(ErrorBody(exc.code, exc.message))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol, Union
+from typing import TYPE_CHECKING, Protocol, Union
 
 import aiohttp
-from aiohttp import web
 
 from dockmesh.proto import CloseCode
+
+if TYPE_CHECKING:  # the agent never serves: aiohttp.web is 1.5 MiB it need not load
+    from aiohttp import web
 
 
 class MessageSocket(Protocol):
@@ -27,7 +29,7 @@ class MessageSocket(Protocol):
         """Drop the connection now, without a close handshake (the peer does not read)."""
 
 
-_Ws = Union[web.WebSocketResponse, aiohttp.ClientWebSocketResponse]
+_Ws = Union["web.WebSocketResponse", aiohttp.ClientWebSocketResponse]
 
 
 class AiohttpSocket:

@@ -8,7 +8,7 @@ import os
 import secrets
 import socket
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Union
 
@@ -40,7 +40,7 @@ _SanName = Union[x509.DNSName, x509.IPAddress]
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return datetime.now(timezone.utc)
 
 
 def _parse_san(entry: str) -> _SanName:

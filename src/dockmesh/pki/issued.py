@@ -7,7 +7,7 @@ certificate it has and say why, instead of swapping in a pair that cannot work.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -37,7 +37,7 @@ def check_issued(
         cert.verify_directly_issued_by(ca)
     except (ValueError, TypeError, InvalidSignature) as exc:
         raise IssuedCertError(f"the server's certificate is not signed by the pinned CA ({exc!r})") from None
-    now = now.astimezone(UTC)
+    now = now.astimezone(timezone.utc)
     if cert.not_valid_after_utc <= now:
         raise IssuedCertError(f"the server's certificate expired at {cert.not_valid_after_utc.isoformat()}")
     if cert.not_valid_before_utc > now + SKEW:
@@ -48,4 +48,4 @@ def check_issued(
 
 
 def utcnow(clock_seconds: float) -> datetime:
-    return datetime.fromtimestamp(clock_seconds, tz=UTC)
+    return datetime.fromtimestamp(clock_seconds, tz=timezone.utc)

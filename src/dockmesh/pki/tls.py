@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import ssl
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography import x509
+if TYPE_CHECKING:  # the agent imports this module; it must not load cryptography for it
+    from cryptography import x509
 
-from dockmesh.pki.ca import CertificateAuthority
+    from dockmesh.pki.ca import CertificateAuthority
 
 
 def _harden(ctx: ssl.SSLContext, ca_pem: bytes) -> None:
@@ -57,4 +59,6 @@ def peer_certificate(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> x509.C
         return None
     if not der:
         return None
+    from cryptography import x509
+
     return x509.load_der_x509_certificate(der)

@@ -187,5 +187,24 @@ def test_cert_window_of_a_real_certificate(state: StateDir, tmp_path: Path) -> N
     assert not_after - not_before == pytest.approx(2 * 86400, abs=600)
 
 
+def test_cert_window_is_remembered_for_that_certificate_only(state: StateDir, tmp_path: Path) -> None:
+    ca = CertificateAuthority.load_or_create(tmp_path / "pki")
+    key = generate_key()
+    short = ca.issue_agent_cert(make_csr(key, IDENTITY.agent_id), IDENTITY.agent_id, timedelta(days=2))
+    state.save_enrolment(IDENTITY, key_to_pem(key), cert_to_pem(short), ca.ca_pem)
+    first = state.cert_window()
+    cached = json.loads(state.window_file.read_text())
+    assert (cached["not_before"], cached["not_after"]) == first
+    # A forged cache for the same certificate is what a later start reads (no cryptography needed)...
+    state.window_file.write_text(json.dumps({**cached, "not_after": 1.0}))
+    assert state.cert_window() == (first[0], 1.0)
+    # ...but a renewed certificate does not match it: recomputed, and remembered again.
+    longer = ca.issue_agent_cert(make_csr(key, IDENTITY.agent_id), IDENTITY.agent_id, timedelta(days=9))
+    state.swap_in(key_to_pem(key), cert_to_pem(longer))
+    assert state.cert_window()[1] == cert_info(longer).not_after.timestamp()
+    state.window_file.write_text("{not json")
+    assert state.cert_window()[1] == cert_info(longer).not_after.timestamp()
+
+
 def test_token_sha256() -> None:
     assert token_sha256("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

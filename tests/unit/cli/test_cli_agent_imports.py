@@ -1,4 +1,9 @@
-"""The agent's import graph stays clear of the server and the store: its pex ships without them."""
+"""The agent's import graph stays clear of the server and the store: its pex ships without them.
+
+And an idle agent loads only what it runs: the deploy path (compose, YAML, the JSON schema, .env),
+certificate handling (cryptography) and serving (aiohttp.web) load when a request needs them. The resident
+supervisor (`dockmesh-agent run`) loads the standard library only.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,30 @@ from pathlib import Path
 
 import dockmesh
 
-SERVER_ONLY = ("sqlalchemy", "asyncpg", "aiosqlite", "alembic", "dockmesh.store", "dockmesh.server")
+SERVER_ONLY = (
+    "sqlalchemy",
+    "asyncpg",
+    "aiosqlite",
+    "alembic",
+    "jinja2",
+    "markupsafe",
+    "argon2",
+    "pex",
+    "packaging",
+    "dockmesh.store",
+    "dockmesh.server",
+)
+ON_DEMAND = (
+    "cryptography",
+    "yaml",
+    "jsonschema",
+    "dotenv",
+    "psutil",
+    "aiohttp.web",
+    "dockmesh.compose.project",
+    "dockmesh.docker.compose",
+    "dockmesh.agent.doctor",
+)
 
 # A fresh interpreter (this test process has the server loaded already): import the entry point that
 # `dockmesh-agent` runs, then list what came with it.
@@ -41,6 +69,16 @@ def _modules(probe: str) -> list[str]:
     return modules
 
 
+def _agent_modules() -> list[str]:
+    modules = _modules(PROBE)
+    assert "dockmesh.agent.runner" in modules  # the probe did load the agent
+    return modules
+
+
+def _under(modules: list[str], packages: tuple[str, ...]) -> list[str]:
+    return [m for m in modules if any(m == p or m.startswith(p + ".") for p in packages)]
+
+
 def test_the_supervisor_imports_only_the_standard_library() -> None:
     modules = _modules(SUPERVISOR_PROBE)
     assert "dockmesh.agent.trial" in modules
@@ -51,7 +89,8 @@ def test_the_supervisor_imports_only_the_standard_library() -> None:
 
 
 def test_the_agent_entry_point_imports_nothing_of_the_server() -> None:
-    modules = _modules(PROBE)
-    assert "dockmesh.agent.runner" in modules  # the probe did load the agent
-    loaded = [m for m in modules if any(m == s or m.startswith(s + ".") for s in SERVER_ONLY)]
-    assert loaded == []
+    assert _under(_agent_modules(), SERVER_ONLY) == []
+
+
+def test_the_agent_loads_deploy_and_certificate_code_on_demand_only() -> None:
+    assert _under(_agent_modules(), ON_DEMAND) == []

@@ -38,12 +38,20 @@ def test_a_bad_url_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "sqlite:/// or postgresql://" in capsys.readouterr().err
 
 
-def test_without_the_server_extra_server_commands_say_what_to_install(tmp_path: Path) -> None:
-    # A fresh interpreter in which SQLAlchemy cannot be imported, as on an install without `[server]`.
+@pytest.mark.parametrize(
+    ("missing", "command"),
+    [("sqlalchemy", "db"), ("jinja2", "serve"), ("argon2", "serve"), ("sqlalchemy", "serve")],
+)
+def test_without_the_server_extra_server_commands_say_what_to_install(
+    tmp_path: Path, missing: str, command: str
+) -> None:
+    # A fresh interpreter in which a server-only library cannot be imported, as on an install without
+    # `[server]` (the agent's dependencies alone).
+    argv = ["db", "current"] if command == "db" else ["serve", "--http", "127.0.0.1:1"]
     probe = (
-        "import sys; sys.modules['sqlalchemy'] = None\n"
+        f"import sys; sys.modules[{missing!r}] = None\n"
         "from dockmesh.cli.main import main\n"
-        f"sys.exit(main(['db', 'current', '--data-dir', {str(tmp_path)!r}]))\n"
+        f"sys.exit(main({argv!r} + ['--data-dir', {str(tmp_path)!r}]))\n"
     )
     src = str(Path(dockmesh.__file__).resolve().parents[1])
     result = subprocess.run(
@@ -55,6 +63,6 @@ def test_without_the_server_extra_server_commands_say_what_to_install(tmp_path: 
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "dockmesh: the server needs the 'server' extra (sqlalchemy is not installed): "
+        f"dockmesh: the server needs the 'server' extra ({missing} is not installed): "
         "pip install 'dockmesh[server]'"
     ]

@@ -39,6 +39,22 @@ fetch() {
   fi
 }
 
+# The artifact carries wheels for CPython 3.9-3.13. Print the first such interpreter on the PATH that the
+# agent's user can run, as its real path (not a wrapper: a pyenv shim works only in its owner's shell);
+# the agent is started with it (PEX_PYTHON). Arguments: how to run a command as that user (none: root).
+find_python() {
+  local name dir found IFS=:
+  for name in python3 python3.13 python3.12 python3.11 python3.10 python3.9; do
+    for dir in $PATH; do
+      [ -n "$dir" ] && [ -x "$dir/$name" ] && [ ! -d "$dir/$name" ] || continue
+      found=$(cd / && ${1+"$@"} "$dir/$name" -c 'import sys
+if (3, 9) <= sys.version_info[:2] <= (3, 13): print(sys.executable)' 2>/dev/null) || continue
+      case "$found" in /*) printf '%s' "$found"; return 0 ;; esac
+    done
+  done
+  return 1
+}
+
 install_docker() {
   say "Docker not found; installing it from the distribution's packages"
   if command -v apt-get >/dev/null; then
@@ -72,10 +88,12 @@ main() {
   case "$arch" in amd64) arch=x86_64 ;; arm64) arch=aarch64 ;; esac
   expected=$(artifact_sha256 "$arch") || die "this server has no agent build for $arch"
 
-  command -v python3 >/dev/null || die "python3 (3.11 or newer) is required to run the agent"
-  # The artifact is built for the server's Python floor; say so before downloading it.
-  python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
-    die "the agent needs python3 3.11 or newer; this host has $(python3 -V 2>&1)"
+  local python probe_as=()
+  # The dedicated user does not exist yet: an interpreter `nobody` can run, it can run too.
+  if [ "$as_root" -eq 0 ]; then probe_as=(runuser -u nobody --); fi
+  python=$(find_python ${probe_as[@]+"${probe_as[@]}"}) ||
+    die "the agent needs Python 3.9 to 3.13 and this host has $(python3 -V 2>/dev/null || echo "no python3"): install one (apt-get install python3, dnf install python3 or dnf install python3.11) and run this again"
+  case "$python" in *[!A-Za-z0-9/._+-]*) die "the Python path $python has characters this installer does not quote" ;; esac
   command -v curl >/dev/null || die "curl is required"
   if [ "$skip_docker" -eq 0 ] && ! command -v dockerd >/dev/null && ! command -v docker >/dev/null; then
     install_docker
@@ -117,6 +135,7 @@ main() {
     printf 'DOCKMESH_CA_SHA256="%s"\n' "$DOCKMESH_CA_SHA256"
     printf 'DOCKMESH_STATE_DIR="%s"\n' "$state"
     printf 'PEX_ROOT="%s"\n' "$state/.pex"
+    printf 'PEX_PYTHON="%s"\n' "$python"
     if [ -n "${DOCKER_HOST:-}" ]; then printf 'DOCKER_HOST="%s"\n' "$DOCKER_HOST"; fi
   } > "$env_file"
   chmod 0600 "$env_file"
