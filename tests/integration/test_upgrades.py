@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -75,7 +76,13 @@ def old_agent(
 ) -> AgentProc:
     agent = agent_factory(server, name, start=False)
     agent.program = [str(builds["old"]), "run"]
-    agent.extra_env = {"PEX_ROOT": str(builds["pex_root"]), "DOCKMESH_UPGRADE_TRIAL_S": TRIAL_S}
+    # The artifact boots through /bin/sh and looks for python3.13 … python3.9 on the PATH; here those are
+    # pyenv shims that refuse to run, so name the interpreter, as the installer does (PEX_PYTHON).
+    agent.extra_env = {
+        "PEX_ROOT": str(builds["pex_root"]),
+        "PEX_PYTHON": sys.executable,
+        "DOCKMESH_UPGRADE_TRIAL_S": TRIAL_S,
+    }
     return agent.start()
 
 

@@ -62,6 +62,9 @@ def build_command(source: Path, out: Path, arch: str) -> list[str]:
     command = [sys.executable, "-m", "pex", str(source), "-c", "dockmesh-agent", "-o", str(out)]
     # pip 2020 resolver: pex's vendored pip (20.3, legacy resolver) walks every release of every dependency.
     command += ["--venv", "--sh-boot", "--no-emit-warnings", "--pip-version", "26.2.1"]
+    # The supervisor (`run`) starts the agent (`child`) from a pex too: that pex must see the PEX_PYTHON and
+    # PEX_ROOT the installer set, which pex strips from its entry point's environment by default.
+    command += ["--no-strip-pex-env"]
     for platform in complete_platforms(arch):
         command += ["--complete-platform", platform]
     return command

@@ -45,6 +45,7 @@ async def host_views(c: ServerContext, caller: Caller) -> list[dict[str, Any]]:
                 "arch": facts.get("arch"),
                 "docker_version": facts.get("docker_version"),
                 "version": __version__,
+                "upgrade": None,  # the server is its own version
                 "metrics": _metrics(c, c.local.metrics, c.local.metrics_at),
             }
         )
