@@ -14,6 +14,7 @@ import aiohttp
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from dockmesh.agent.config import AgentConfig
+from dockmesh.agent.enrol import unverified_context
 from dockmesh.agent.state import StateDir
 from dockmesh.docker.engine import EngineUnavailable, connect, engine_info
 from dockmesh.pki.identity import load_cert
@@ -64,9 +65,7 @@ async def diagnose(config: AgentConfig) -> list[Check]:
 
 
 async def _pin(url: str, config: AgentConfig, state: StateDir) -> Check:
-    unverified = ssl.create_default_context()
-    unverified.check_hostname = False
-    unverified.verify_mode = ssl.CERT_NONE
+    unverified = unverified_context()
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
             async with http.get(f"{url}/ca.crt", ssl=unverified) as resp:
