@@ -244,7 +244,9 @@ class Simulators:
         heartbeat: float,
         stall: set[int] | None = None,
         offset: int = 0,
+        connects_per_second: float = 100.0,
     ) -> None:
+        """Spread `agents` over `processes`; the fleet ramps its connects at `connects_per_second` in all."""
         self.base.mkdir(parents=True, exist_ok=True)
         stall = stall or set()
         groups: list[list[dict[str, Any]]] = [[] for _ in range(processes)]
@@ -263,7 +265,13 @@ class Simulators:
             spec = self.base / f"spec-{offset}-{n}.json"
             spec.write_text(
                 json.dumps(
-                    {"enroll_url": server.agent_url, "heartbeat": heartbeat, "cap": 30.0, "agents": group}
+                    {
+                        "enroll_url": server.agent_url,
+                        "heartbeat": heartbeat,
+                        "cap": 30.0,
+                        "connects_per_second": connects_per_second / processes,
+                        "agents": group,
+                    }
                 )
             )
             self.procs.append(
