@@ -19,6 +19,7 @@ from dockmesh.pki.tls import server_context
 from dockmesh.server import listen, openapi
 from dockmesh.server.accesslog import RedactingAccessLogger
 from dockmesh.server.accounts import Accounts
+from dockmesh.server.admission import Admission
 from dockmesh.server.api import (
     agents,
     auth,
@@ -231,6 +232,7 @@ class Server:
         self.config = config
         # Bound by `dockmesh serve` before the imports (see listen.py); bound in `start` otherwise.
         self._agent_socket = agent_socket
+        self._admission: Admission | None = None
         self._clock = clock
         self.context: ServerContext | None = None
         self._runners: list[web.AppRunner] = []
@@ -262,12 +264,15 @@ class Server:
             backlog=listen.BACKLOG,
         )
         agent_socket = self._agent_socket or listen.bind(self.config.agent_host, self.config.agent_port)
-        self._agent_socket = None  # the site owns it now and closes it at cleanup
-        agent_site = web.SockSite(agent_runner, agent_socket, ssl_context=server_context(context.ca))
+        self._agent_socket = None  # admission owns it now and closes it at stop
+        assert agent_runner.server is not None  # set by setup()
+        # Not a SockSite: aiohttp would accept every queued agent at once and start all their handshakes
+        # together; admission runs a bounded number at a time (server/admission.py).
+        self._admission = Admission(agent_socket, agent_runner.server, server_context(context.ca))
         await http_site.start()
-        await agent_site.start()
+        self._admission.start()
         self.http_port = _bound_port(http_site)
-        self.agent_port = _bound_port(agent_site)
+        self.agent_port = self._admission.port
         context.gateway.start()
         context.local.start()
         context.stacks.deployer.start()
@@ -299,9 +304,12 @@ class Server:
             )
 
     async def stop(self) -> None:
-        if self._agent_socket is not None:  # start failed before the site took it
+        if self._agent_socket is not None:  # start failed before admission took it
             self._agent_socket.close()
             self._agent_socket = None
+        if self._admission is not None:  # no new agent connections from here on
+            await self._admission.close()
+            self._admission = None
         if self._refresher is not None:
             self._refresher.cancel()
             self._refresher = None
