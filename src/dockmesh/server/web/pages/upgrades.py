@@ -62,7 +62,7 @@ async def upgrades_page(request: web.Request) -> web.StreamResponse:
     auth=False,
     responses={303: "back to the Upgrades page", 400: "the page with the form's error"},
 )
-async def start_rollout(request: web.Request) -> web.StreamResponse:
+async def rollout_form(request: web.Request) -> web.StreamResponse:
     session, form = await session_form(request)
     if not access.has_any(session.user, access.AGENTS_MANAGE):
         raise PageError(403, "Not allowed", "Starting a rollout needs the 'agents.manage' permission.")
@@ -89,7 +89,7 @@ async def start_rollout(request: web.Request) -> web.StreamResponse:
     auth=False,
     responses={303: "back to the Upgrades page"},
 )
-async def cancel_rollout(request: web.Request) -> web.StreamResponse:
+async def rollout_cancel_form(request: web.Request) -> web.StreamResponse:
     session, _form = await session_form(request)
     try:
         await ctx(request).rollouts.cancel(session.user, request.match_info["id"])
