@@ -25,7 +25,14 @@ from dockmesh.server.rollout import OPEN, Candidate, PlanError, decide, expire, 
 from dockmesh.server.selector import MAX_LENGTH
 from dockmesh.server.services import access
 from dockmesh.server.services.access import Caller
-from dockmesh.server.services.errors import Conflict, Invalid, NotFound, ServiceError, Unavailable
+from dockmesh.server.services.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    ServiceError,
+    Unavailable,
+)
 from dockmesh.server.services.upgrades import SYSTEM, UNSETTLED, UpgradeService
 from dockmesh.store.audit import AuditEvent
 from dockmesh.store.rollouts import RolloutConflict, RolloutHost, RolloutRecord, RolloutStore
@@ -291,6 +298,12 @@ class RolloutService:
     async def cancel(self, caller: Caller, rollout_id: str) -> dict[str, Any]:
         access.require_any(caller, access.AGENTS_MANAGE)
         rollout = await self._visible(caller, rollout_id)
+        planned = {r.host_id for r in await self._store.hosts(rollout.id)}
+        for host in await self._directory.all():
+            if host.id in planned and access.AGENTS_MANAGE not in access.rights_on(caller, host):
+                raise Forbidden(
+                    "forbidden", "cancelling this rollout needs 'agents.manage' on every host it covers"
+                )
         if rollout.status != "running" or not await self._finish(
             rollout, "halted", f"cancelled by {caller.username}", caller.username
         ):
