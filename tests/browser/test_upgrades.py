@@ -11,12 +11,13 @@ from playwright.sync_api import Page, expect
 
 from dockmesh import __version__
 from dockmesh.server.artifact import artifact_name
-from tests.browser.conftest import Ui
+from tests.browser.conftest import Console, Ui
 
 pytestmark = [pytest.mark.browser, pytest.mark.docker]
 
 
-def test_upgrades_page_starts_and_follows_a_rollout(page: Page, ui: Ui) -> None:
+def test_upgrades_page_starts_and_follows_a_rollout(page: Page, ui: Ui, console: Console) -> None:
+    console.allow("status of 400")  # chromium logs the refused forms; the page says why
     api = ui.server.api
     page.goto("/upgrades")
     expect(page.locator("#upgrade-summary")).to_contain_text(__version__)
