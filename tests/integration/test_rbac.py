@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import urllib.error
 import urllib.parse
@@ -22,6 +23,7 @@ import aiohttp
 import pytest
 
 from dockmesh.server.app import all_specs
+from dockmesh.server.artifact import artifact_name
 from dockmesh.server.openapi import openapi_path
 from dockmesh.server.routes import RouteSpec
 from dockmesh.server.sessions import CSRF_FIELD, SESSION_COOKIE, csrf_for, load_or_create_secret
@@ -82,6 +84,7 @@ class Scoped:
     engines: dict[str, Engine]
     deploy_id: str  # a deploy of stack `shop` on the other host
     drain_id: str  # a drain of the other host (to nowhere: it only cordons it and skips `shop`)
+    rollout_id: str  # a rollout over both hosts (both already on the server's version: nothing offered)
 
 
 @pytest.fixture
@@ -118,6 +121,7 @@ def scoped(
         "POST", f"/api/v1/hosts/{other.agent_id}/drain", {"destinations": "name:nowhere"}
     )
     assert status == 202, drained
+    rollout_id = start_rollout(server)
     role = admin.post(
         "/api/v1/roles", {"name": "prod-operator", "permissions": OPERATOR, "scope": "prod"}, expect=201
     )
@@ -141,7 +145,19 @@ def scoped(
         {prod.agent_id: fleet.engine(1), other.agent_id: fleet.engine(2)},
         deploy_id,
         str(drained["id"]),
+        rollout_id,
     )
+
+
+def start_rollout(server: ServerProc) -> str:
+    """A rollout over every agent: they run the server's version, so both are `current` and nothing is
+    offered; a stand-in artifact only makes the server able to offer one."""
+    (server.base / "artifacts" / artifact_name(os.uname().machine)).write_bytes(b"#!/bin/sh\nexit 3\n")
+    assert server.api.call("PUT", "/api/v1/upgrades/policy", {"policy": "manual"})[0] == 200
+    status, rollout = server.api.call("POST", "/api/v1/upgrades/rollouts", {"waves": ["100%"]})
+    assert status == 201, rollout
+    assert sorted(h["state"] for h in rollout["waves"][0]["hosts"]) == ["current", "current"]
+    return str(rollout["id"])
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -204,6 +220,8 @@ def fill(path: str, s: Scoped) -> str:
         out = out.replace("{id}", s.deploy_id)
     elif path.startswith(("/api/v1/drains/", "/drains/")):
         out = out.replace("{id}", s.drain_id)
+    elif path.startswith(("/api/v1/upgrades/rollouts/", "/upgrades/rollouts/")):
+        out = out.replace("{id}", s.rollout_id)
     elif path.startswith(("/api/v1/migrations/", "/migrations/")):
         out = out.replace("{id}", "0" * 32)  # none is visible: an unknown id and a hidden one look alike
     elif path.startswith(("/api/v1/users/", "/users/")):
@@ -246,6 +264,10 @@ def expect(spec: RouteSpec, s: Scoped) -> str | None:
         return "403"  # enrolling needs agents.manage on every host
     if key == ("PUT", "/api/v1/upgrades/policy"):
         return "403"  # the fleet's upgrade policy needs agents.manage on every host
+    if path.startswith(("/api/v1/upgrades/rollouts", "/upgrades/rollouts")) and spec.method == "POST":
+        return "403"  # starting or cancelling a rollout needs agents.manage, which the user holds nowhere
+    if key == ("GET", "/api/v1/upgrades/rollouts/{id}"):
+        return "record"  # visible through the prod host it covers; the other host's row is left out
     if "{" not in path and spec.method == "GET":
         return "list"  # a list or a page of lists: the other host must not be in it
     if "{host}" in path or ("{id}" in path and path.startswith(("/api/v1/hosts/", "/hosts/", "/agents/"))):
@@ -294,6 +316,7 @@ def sample_body(spec: RouteSpec, s: Scoped) -> dict[str, Any] | None:
         "url": "127.0.0.1:5000",
         "policy": "manual",
         "destinations": "all",
+        "waves": ["100%"],
     }
     schema = spec.body or {}
     props = schema.get("properties", {})

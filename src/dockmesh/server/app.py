@@ -55,6 +55,7 @@ from dockmesh.server.services.deploys import Deployer
 from dockmesh.server.services.drains import DrainService
 from dockmesh.server.services.migrations import MigrationService
 from dockmesh.server.services.registries import RegistryService
+from dockmesh.server.services.rollouts import RolloutService
 from dockmesh.server.services.stacks import StackService
 from dockmesh.server.services.upgrades import UpgradeService
 from dockmesh.server.services.users import UserService
@@ -69,6 +70,7 @@ from dockmesh.store.audit import AuditStore
 from dockmesh.store.db import Database
 from dockmesh.store.drains import DrainStore
 from dockmesh.store.registries import CredentialStore
+from dockmesh.store.rollouts import RolloutStore
 from dockmesh.store.stack_migrations import MigrationStore
 from dockmesh.store.stacks import StackStore
 from dockmesh.store.upgrades import UpgradeStore
@@ -176,6 +178,7 @@ async def build_context(config: ServerConfig, clock: Callable[[], float] = time.
     drain_service = DrainService(
         DrainStore(db), stack_store, directory, agent_store, users, audit, migrations, clock, facts
     )
+    upgrade_service = UpgradeService(UpgradeStore(db), manifests, gateway, directory, clock)
     return ServerContext(
         config=config,
         clock=clock,
@@ -195,8 +198,9 @@ async def build_context(config: ServerConfig, clock: Callable[[], float] = time.
         users_service=UserService(users, accounts, audit, directory, clock),
         registries=registries,
         migrations=migrations,
-        upgrades=UpgradeService(UpgradeStore(db), manifests, gateway, directory, clock),
+        upgrades=upgrade_service,
         drains=drain_service,
+        rollouts=RolloutService(RolloutStore(db), upgrade_service, directory, gateway, clock),
         web_tls=web_tls(config, ca),
     )
 
@@ -278,6 +282,7 @@ class Server:
         context.stacks.deployer.start()
         context.migrations.start_background()
         await context.drains.resume()  # drains a stopped server left running carry on
+        await context.rollouts.resume()  # and rollouts
         context.loop_lag.start()
         tune_gc()
         if self.config.artifact_dir is None:
@@ -315,6 +320,7 @@ class Server:
             self._refresher = None
         if self.context:
             await self.context.drains.stop()
+            await self.context.rollouts.stop()
             await self.context.migrations.stop()
             await self.context.stacks.deployer.stop()
             await self.context.gateway.stop()

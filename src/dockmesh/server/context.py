@@ -19,6 +19,7 @@ from dockmesh.server.looplag import LoopLag
 from dockmesh.server.services.drains import DrainService
 from dockmesh.server.services.migrations import MigrationService
 from dockmesh.server.services.registries import RegistryService
+from dockmesh.server.services.rollouts import RolloutService
 from dockmesh.server.services.stacks import StackService
 from dockmesh.server.services.upgrades import UpgradeService
 from dockmesh.server.services.users import UserService
@@ -51,6 +52,7 @@ class ServerContext:
     migrations: MigrationService
     upgrades: UpgradeService
     drains: DrainService
+    rollouts: RolloutService
     web_tls: WebTls | None = None  # None: the UI listener serves plain HTTP
 
 

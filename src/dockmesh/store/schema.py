@@ -288,3 +288,38 @@ drain_stacks = sa.Table(
     sa.Column("started_at", _TIME, nullable=True),
     sa.Column("finished_at", _TIME, nullable=True),
 )
+
+# Upgrade rollouts (issue 12): one row per rollout and one per host it planned (with its wave). The plan is
+# stored, not recomputed: a restarted server resumes the same waves whatever the fleet looks like now.
+rollouts = sa.Table(
+    "rollouts",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("version", sa.Text, nullable=False),
+    sa.Column("hosts", sa.Text, nullable=False),
+    sa.Column("steps", sa.Text, nullable=False),  # JSON list of the wave steps as given
+    sa.Column("max_failure_rate", sa.Double(), nullable=False),
+    sa.Column("wave_timeout", _TIME, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("wave", sa.Integer, nullable=False),
+    sa.Column("wave_started_at", _TIME, nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("created_at", _TIME, nullable=False),
+    sa.Column("finished_at", _TIME, nullable=True),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Index("rollouts_status", "status"),
+)
+
+rollout_hosts = sa.Table(
+    "rollout_hosts",
+    metadata,
+    sa.Column("rollout_id", sa.Text, sa.ForeignKey("rollouts.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("host_id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("wave", sa.Integer, nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("offered_at", _TIME, nullable=True),
+    sa.Column("finished_at", _TIME, nullable=True),
+)

@@ -68,6 +68,7 @@ class UpgradeService:
         self._directory = directory
         self._clock = clock
         self._tasks: set[asyncio.Task[None]] = set()
+        self.on_change: list[Callable[[str], None]] = []  # host id; a rollout waits on its wave's hosts
         gateway.upgrade_public_key = manifests.key.public_b64()
         gateway.artifact_path = manifests.path_for
         gateway.on_hello.append(self._hello_hook)
@@ -76,6 +77,17 @@ class UpgradeService:
     @property
     def version(self) -> str:
         return self.manifests.version
+
+    async def _put(self, record: UpgradeRecord, event: AuditEvent | None = None) -> None:
+        await self._store.put(record, event)
+        for hook in self.on_change:
+            hook(record.host_id)
+
+    async def records(self) -> dict[str, UpgradeRecord]:
+        return {r.host_id: r for r in await self._store.all()}
+
+    async def policy(self) -> str:
+        return await self._store.policy()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -113,7 +125,7 @@ class UpgradeService:
         # A reconnect that changes nothing writes nothing: a restarted server hears its whole fleet at
         # once, and a write per hello made that a thousand transactions (issue 9).
         if event is not None or stored is None or replace(stored, updated_at=now) != record:
-            await self._store.put(record, event)
+            await self._put(record, event)
         if await self._store.policy() != "automatic" or version is None or not older(version, self.version):
             return
         if record.target == self.version and record.state in UNSETTLED:
@@ -137,7 +149,7 @@ class UpgradeService:
             host_id, current or (prior.current if prior else None), self.version, "offered", now, None, now
         )
         event = AuditEvent(now, actor, "upgrade.offered", host_id, {"to": self.version}, host=host_id)
-        await self._store.put(record, event)
+        await self._put(record, event)
         self._spawn(self._deliver(host_id, conn.link, params))
         return view(record, host_id, current)
 
@@ -159,13 +171,13 @@ class UpgradeService:
         now = self._clock()
         detail = {"to": record.target, "error": error[:300]}
         event = AuditEvent(now, SYSTEM, "upgrade.failed", host_id, detail, host=host_id, outcome="failed")
-        await self._store.put(replace(record, state=state, error=error[:500], updated_at=now), event)
+        await self._put(replace(record, state=state, error=error[:500], updated_at=now), event)
 
     async def _set_state(self, host_id: str, state: str) -> None:
         record = await self._store.get(host_id)
         # Only forward: a late "downloading" must not overwrite the refusal that ended the attempt.
         if record is not None and record.state not in ("done", *UNSETTLED):
-            await self._store.put(replace(record, state=state, updated_at=self._clock()))
+            await self._put(replace(record, state=state, updated_at=self._clock()))
 
     # --- API and pages -----------------------------------------------------------------------
     async def overview(self, caller: Caller) -> dict[str, Any]:
