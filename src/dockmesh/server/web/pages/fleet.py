@@ -9,11 +9,11 @@ from aiohttp import web
 
 from dockmesh.server.context import ServerContext, ctx
 from dockmesh.server.errors import ApiError
-from dockmesh.server.fanout import DEFAULT_DEADLINE, fan_out
+from dockmesh.server.fanout import DEFAULT_DEADLINE
 from dockmesh.server.routes import Handler, RouteTable
 from dockmesh.server.services import access, containers
 from dockmesh.server.services.access import Caller
-from dockmesh.server.services.fleet import RESOURCES
+from dockmesh.server.services.fleet import ListQuery, listing
 from dockmesh.server.web.render import PageError, render, require_session
 
 routes = RouteTable("web")
@@ -43,8 +43,6 @@ async def host_choices(c: ServerContext, caller: Caller) -> dict[str, Any]:
 
 
 def _lister(resource: str) -> Handler:
-    method, sort_key, _fields = RESOURCES[resource]
-
     async def handler(request: web.Request) -> web.StreamResponse:
         session = await require_session(request)
         c = ctx(request)
@@ -52,15 +50,8 @@ def _lister(resource: str) -> Handler:
         error = ""
         status = 200
         try:
-            result = (
-                await fan_out(
-                    await c.directory.select(selector, session.user, access.CONTAINERS_VIEW),
-                    method,
-                    {},
-                    DEFAULT_DEADLINE,
-                    sort_key,
-                )
-            ).to_dict()
+            q = ListQuery.parse(request.query, DEFAULT_DEADLINE)
+            result = (await listing(c, session.user, resource, q)).to_dict()
         except ApiError as exc:
             result, error, status = {"items": [], "hosts": []}, exc.message, exc.status
         return render(
