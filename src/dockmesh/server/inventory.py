@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 Send = Callable[[str, dict[str, Any]], None]
 RESYNC_EVERY = 5.0
+# The agent sends a digest every 30 s even when nothing changes; three missed ones mean its feed is stuck.
+QUIET_AFTER = 95.0
 
 __all__ = ["HostInventory", "Inventory", "View"]
 
@@ -83,7 +85,10 @@ class Inventory:
     def view(self, host_id: str, kind: str, *, online: bool) -> View:
         inv = self._hosts.get(host_id)
         if online:
-            if inv is not None and kind in inv.current and inv.send is not None:
+            # A host whose feed went quiet for several digest periods (a stuck publisher) is asked live:
+            # rows that may have stopped following the engine are never shown as current.
+            quiet = inv is None or inv.received_at is None or self._clock() - inv.received_at > QUIET_AFTER
+            if inv is not None and kind in inv.current and inv.send is not None and not quiet:
                 return View(list(inv.rows[kind].values()), 0.0, False)
             return View(None, 0.0, False)
         if inv is None or kind not in inv.complete:
@@ -176,10 +181,14 @@ class Inventory:
         kinds = body.get("kinds")
         if not isinstance(kinds, dict):
             raise BadRow("'kinds' must map kinds to digests")
+        # A kind the host has sent but we do not hold current (a dropped copy whose resync was held
+        # back by the rate limit) counts as drifted too: this is how a dropped copy heals.
         drifted = [
             kind
-            for kind in sorted(inv.current)
-            if isinstance(kinds.get(kind), str) and kinds[kind] != digest(inv.rows[kind].values())
+            for kind in KINDS
+            if isinstance(kinds.get(kind), str)
+            and kind not in inv.pending
+            and (kind not in inv.current or kinds[kind] != digest(inv.rows[kind].values()))
         ]
         if drifted:
             log.info("inventory of host %s drifted (%s): asking for a resync", host_id, ", ".join(drifted))
