@@ -27,6 +27,7 @@ from dockmesh.docker._api import short_id
 from dockmesh.docker.errors import DockerFailure
 from dockmesh.docker.events import engine_events
 from dockmesh.proto.inventory import CHUNK_ROWS, KEYS, KINDS, MAX_ROWS, Names, digest, fit_row
+from dockmesh.proto.methods import Objects, Stacks, Volumes
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,30 @@ RETRY = (1.0, 10.0)  # engine unreachable: first and longest wait before trying 
 QUIET = ("exec_", "attach", "resize", "top", "archive-path", "extract-to-dir", "export", "commit", "copy")
 ENGINE_TYPES = {"container": "containers", "image": "images", "volume": "volumes", "network": "networks"}
 
-__all__ = ["Publisher"]
+# What the server's own requests and streams change: answered only once the change is sent, so a list
+# right after an action through dockmesh shows it (events and the answer share the link, in order).
+_ALL = KINDS
+CHANGES: dict[str, tuple[str, ...]] = {
+    "containers.action": ("containers",),
+    Objects.VOLUMES_CREATE: ("volumes",),
+    Objects.VOLUMES_REMOVE: ("volumes",),
+    Objects.VOLUMES_PRUNE: ("volumes",),
+    Objects.NETWORKS_CREATE: ("networks",),
+    Objects.NETWORKS_REMOVE: ("networks",),
+    Objects.IMAGES_PULL: ("images",),
+    Objects.IMAGES_REMOVE: ("images",),
+    Objects.IMAGES_PRUNE: ("images",),
+    Stacks.DEPLOY: _ALL,
+    Stacks.CANCEL: _ALL,
+    Stacks.DOWN: _ALL,
+    Stacks.STOP: ("containers",),
+    Stacks.START: ("containers",),
+    Volumes.DISCARD: ("volumes", "containers"),
+    Volumes.IMPORT: ("volumes", "containers"),
+}
+SYNC_WAIT = 2.0  # a hung engine must not hold the answer to the action itself
+
+__all__ = ["CHANGES", "Publisher"]
 
 
 class Publisher:
@@ -70,6 +94,7 @@ class Publisher:
         self._resync: set[str] = set(KINDS)
         self._wake = asyncio.Event()
         self._since = clock() - 1.0  # events from a moment before the first listing: none falls between
+        self._lock = asyncio.Lock()  # one listing-and-sending at a time: the mirror is theirs
 
     def on_event(self, name: str, body: dict[str, Any]) -> None:
         if name != Names.RESYNC:
@@ -78,6 +103,21 @@ class Publisher:
         wanted = [k for k in kinds if k in KINDS] if isinstance(kinds, list) else list(KINDS)
         self._resync.update(wanted)
         self._wake.set()
+
+    async def after(self, method: str) -> None:
+        """Once a request or stream that changes the engine is done: send what it changed now."""
+        kinds = CHANGES.get(method)
+        if not kinds:
+            return
+        self._dirty_kinds.update(kinds)
+        try:
+            await asyncio.wait_for(self._locked_flush(), SYNC_WAIT)
+        except (DockerFailure, asyncio.TimeoutError):
+            self._wake.set()  # the loop retries; the answer does not wait for it
+
+    async def _locked_flush(self) -> None:
+        async with self._lock:
+            await self._flush()
 
     async def run(self) -> None:
         watcher = asyncio.ensure_future(self._watch())
@@ -94,11 +134,12 @@ class Publisher:
         wait = RETRY[0]
         while True:
             try:
-                await self._flush()
+                await self._locked_flush()
                 if loop.time() >= next_digest:
                     self._dirty_kinds.update(KINDS)  # repair: whatever an event did not tell us
-                    await self._flush()
-                    self._send_digest()
+                    async with self._lock:
+                        await self._flush()
+                        self._send_digest()
                     next_digest = loop.time() + self._digest_every
                 wait = RETRY[0]
             except DockerFailure as exc:

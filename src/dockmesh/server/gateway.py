@@ -136,6 +136,7 @@ class Gateway:
         self._sweeper = asyncio.create_task(self._sweep())
 
     async def stop(self) -> None:
+        self.inventory.close()  # open list pages' event streams end now, not at the HTTP shutdown timeout
         if self._sweeper:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

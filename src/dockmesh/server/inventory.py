@@ -56,6 +56,7 @@ class Inventory:
         self._hosts: dict[str, HostInventory] = {}
         # Called with (host id, kind) after each change, for the pages that update in place.
         self.on_change: list[Callable[[str, str], None]] = []
+        self.on_close: list[Callable[[], None]] = []  # the server is stopping: watchers end
 
     # --- link lifecycle ------------------------------------------------------------------------
     def online(self, host_id: str, send: Send) -> None:
@@ -76,6 +77,12 @@ class Inventory:
         inv.current.clear()
         inv.pending.clear()
         inv.offline_at = self._clock()
+        for kind in KINDS:  # its rows turn stale: the pages showing them refresh
+            self._changed(host_id, kind)
+
+    def close(self) -> None:
+        for hook in list(self.on_close):
+            hook()
 
     def forget(self, host_id: str) -> None:
         """A revoked or deleted host: nothing of it is kept."""

@@ -15,7 +15,7 @@ from dockmesh.agent.inventory import Publisher
 from dockmesh.docker.engine import EngineUnavailable, connect, docker_host, engine_info, socket_path
 from dockmesh.host import metrics
 from dockmesh.host.facts import host_facts
-from dockmesh.link import Link
+from dockmesh.link import Link, Stream
 from dockmesh.link.memory import socket_pair
 from dockmesh.proto import Role
 from dockmesh.server.inventory import Inventory
@@ -78,8 +78,8 @@ class LocalHost:
         host_link = Link(
             host_end,
             Role.DIALER,
-            on_request=handlers.handle,
-            on_stream=handlers.stream,
+            on_request=lambda method, params: self._serve(handlers, feed, method, params),
+            on_stream=lambda stream: self._stream(handlers, feed, stream),
             on_event=lambda name, body: feed.on_event(name, body),
         )
         # The same inventory feed an agent runs (docs/inventory.md), over the in-process link.
@@ -101,6 +101,19 @@ class LocalHost:
                 task.cancel()
             await asyncio.gather(*links, return_exceptions=True)
             await docker.close()
+
+    async def _serve(self, handlers: Handlers, feed: Publisher, method: str, params: dict[str, Any]) -> Any:
+        result = await handlers.handle(method, params)
+        if self._inventory is not None:
+            await feed.after(method)  # as an agent does: the change is in the inventory before the answer
+        return result
+
+    async def _stream(self, handlers: Handlers, feed: Publisher, stream: Stream) -> None:
+        try:
+            await handlers.stream(stream)
+        finally:
+            if self._inventory is not None:
+                await feed.after(stream.kind)
 
     async def sample(self, docker: Any) -> None:
         try:

@@ -4,6 +4,9 @@ current, asking the other hosts live. The API and the web fleet pages both call 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +25,10 @@ RESOURCES = {
     "stacks": ("stacks.list", "name", "name, services, running, total"),
 }
 STALE_MODES = ("include", "exclude")
+# Changes a watcher may have queued before it coalesces them; past it, one "everything changed" stands in.
+MAX_QUEUED = 1000
+WATCH_BATCH = 0.1  # a burst of changes becomes one notice
+WATCH_IDLE = 25.0  # a notice (possibly empty) at least this often: a gone reader is noticed, scope re-read
 
 
 @dataclass(frozen=True)
@@ -88,3 +95,57 @@ async def listing(c: ServerContext, caller: Caller, resource: str, q: ListQuery)
         outcomes.append(outcome)
         rows_by_host.append(rows)
     return FanOut(outcomes, rows_by_host)
+
+
+async def watch(
+    c: ServerContext, caller: Caller, resource: str, selector: str, *, lifetime: float = 600.0
+) -> AsyncGenerator[list[str], None]:
+    """The ids of selected, in-scope hosts whose `resource` rows changed, in batches, for `lifetime` s.
+
+    The first batch is every host the watcher may see. Scope is read again at every batch, so a
+    retag or a role change applies within `WATCH_IDLE`; a host out of scope is never named.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[str] = asyncio.Queue(MAX_QUEUED)
+    flooded = False
+
+    def changed(host_id: str, kind: str) -> None:
+        nonlocal flooded
+        if kind != resource:
+            return
+        try:
+            queue.put_nowait(host_id)
+        except asyncio.QueueFull:
+            flooded = True
+
+    stopping = False
+
+    def closing() -> None:
+        nonlocal stopping
+        stopping = True
+        with contextlib.suppress(asyncio.QueueFull):
+            queue.put_nowait("")  # wakes the wait below
+
+    inventory = c.gateway.inventory
+    inventory.on_change.append(changed)
+    inventory.on_close.append(closing)
+    end = loop.time() + lifetime
+    try:
+        visible = {h.id for h in await c.directory.select(selector, caller, access.CONTAINERS_VIEW)}
+        yield sorted(visible)
+        while (left := end - loop.time()) > 0:
+            batch: set[str] = set()
+            with contextlib.suppress(TimeoutError):
+                batch.add(await asyncio.wait_for(queue.get(), min(WATCH_IDLE, left)))
+                await asyncio.sleep(WATCH_BATCH)
+            while not queue.empty():
+                batch.add(queue.get_nowait())
+            if stopping:
+                return
+            visible = {h.id for h in await c.directory.select(selector, caller, access.CONTAINERS_VIEW)}
+            if flooded:
+                batch, flooded = set(visible), False
+            yield sorted(batch & visible)
+    finally:
+        inventory.on_change.remove(changed)
+        inventory.on_close.remove(closing)

@@ -7,3 +7,21 @@ const body = document.getElementById("list-body");
 if (body && body.dataset.resource === "containers") {
   wireContainerActions(body, () => refresh("list"));
 }
+
+// Live: the server says which hosts' rows changed (from their engines' events); the list re-renders
+// at once instead of at the next 5 s refresh. A burst of notices becomes one refresh.
+if (body && window.EventSource) {
+  const params = new URLSearchParams(location.search);
+  params.set("resource", body.dataset.resource);
+  const events = new EventSource(`/lists/events?${params}`);
+  let pending = null;
+  events.addEventListener("changed", (event) => {
+    const { hosts } = JSON.parse(event.data);
+    if (!hosts.length || pending) return;
+    pending = setTimeout(() => {
+      pending = null;
+      refresh("list");
+    }, 50);
+  });
+  window.addEventListener("pagehide", () => events.close());
+}
