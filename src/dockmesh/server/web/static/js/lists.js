@@ -15,6 +15,10 @@ if (body && window.EventSource) {
   params.set("resource", body.dataset.resource);
   const events = new EventSource(`/lists/events?${params}`);
   let pending = null;
+  // The first event says the stream is open: from here on no change is missed (tests wait for it).
+  events.addEventListener("hosts", () => {
+    body.dataset.live = "1";
+  });
   events.addEventListener("changed", (event) => {
     const { hosts } = JSON.parse(event.data);
     if (!hosts.length || pending) return;
