@@ -144,9 +144,7 @@ class Publisher:
                 wait = RETRY[0]
             except DockerFailure as exc:
                 log.warning("inventory: engine unavailable (%s); retrying in %gs", exc.message, wait)
-                # Whatever failed is listed again once the engine answers.
-                self._resync.update(k for k in KINDS if k not in self._sent)
-                self._dirty_kinds.update(KINDS)
+                # Whatever failed is still marked (see _flush): listed again once the engine answers.
                 await asyncio.sleep(wait)
                 wait = min(wait * 2, RETRY[1])
                 continue
@@ -208,26 +206,43 @@ class Publisher:
         return {row[key]: row for row in rows[:MAX_ROWS] if row[key]}
 
     async def _flush(self) -> None:
-        """Send what the server asked for again, then what events touched."""
+        """Send what the server asked for again, then what events touched.
+
+        What is taken off the dirty sets is taken before its listing (an event during the listing marks
+        it again) and put back if the listing fails or is cancelled (nothing is lost to an engine error).
+        """
         for kind in [k for k in KINDS if k in self._resync]:
-            rows = await self._listed(kind)
             self._resync.discard(kind)
             self._dirty_kinds.discard(kind)
+            try:
+                rows = await self._listed(kind)
+            except BaseException:
+                self._resync.add(kind)
+                raise
             self.mirror[kind] = rows
             self._snapshot(kind, list(rows.values()))
             self._sent.add(kind)
-        if self._dirty_ids and "containers" not in self._dirty_kinds:
+        if "containers" in self._dirty_kinds:
+            self._dirty_ids.clear()  # the whole kind is listed below
+        if self._dirty_ids:
             ids = sorted(self._dirty_ids)
             self._dirty_ids.clear()
-            listed = await containers.list_containers(self._docker, ids=ids)
+            try:
+                listed = await containers.list_containers(self._docker, ids=ids)
+            except BaseException:
+                self._dirty_ids.update(ids)
+                raise
             found = [fit_row("containers", r) for r in listed]
             fresh = {row["id"]: row for row in found if row["id"]}
             touched = {short_id(i) for i in ids} | set(fresh)
             self._apply("containers", {k: fresh.get(k) for k in touched})
-        self._dirty_ids.clear()
         for kind in [k for k in KINDS if k in self._dirty_kinds]:
             self._dirty_kinds.discard(kind)
-            rows = await self._listed(kind)
+            try:
+                rows = await self._listed(kind)
+            except BaseException:
+                self._dirty_kinds.add(kind)
+                raise
             known = self.mirror[kind]
             self._apply(kind, {k: rows.get(k) for k in set(rows) | set(known)})
 

@@ -13,6 +13,7 @@ import pytest
 
 from dockmesh.agent import inventory as feed_module
 from dockmesh.agent.inventory import CHUNK_BYTES, Publisher
+from dockmesh.docker.errors import DockerFailure
 from dockmesh.proto.inventory import CHUNK_ROWS, Names, check_row, digest
 
 
@@ -170,3 +171,39 @@ async def test_big_lists_go_in_chunks_under_the_bounds(
         assert len(p["rows"]) <= CHUNK_ROWS
         assert len(json.dumps(p)) < CHUNK_BYTES + 2048
     assert sum(len(p["rows"]) for p in parts) == 1200
+
+
+async def test_a_failed_listing_loses_nothing(
+    feed: Publisher, engine: Engine, sent: list[tuple[str, dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await feed._flush()
+    sent.clear()
+    working = feed_module.volumes.list_volumes
+
+    async def down(_docker: Any) -> list[dict[str, Any]]:
+        raise DockerFailure(503, "engine_unavailable", "no engine")
+
+    monkeypatch.setattr(feed_module.volumes, "list_volumes", down)
+    feed._note(event("volume", "create", "data"))
+    with pytest.raises(DockerFailure):
+        await feed._flush()
+    assert "volumes" in feed._dirty_kinds  # still owed
+    monkeypatch.setattr(feed_module.volumes, "list_volumes", working)
+    vol = {"name": "data", "driver": "local", "stack": None, "created": None, "mountpoint": "/d"}
+    engine.volumes["data"] = vol
+    await feed._flush()
+    assert [(n, b["kind"], [r["name"] for r in b["upsert"]]) for n, b in sent] == [
+        (Names.DELTA, "volumes", ["data"])
+    ]
+
+
+async def test_a_mutating_request_is_in_the_inventory_before_its_answer(
+    feed: Publisher, engine: Engine, sent: list[tuple[str, dict[str, Any]]]
+) -> None:
+    await feed._flush()
+    sent.clear()
+    engine.containers["c" * 12] = row("c" * 12)
+    await feed.after("containers.list")  # reads change nothing
+    assert sent == []
+    await feed.after("containers.action")
+    assert [(n, b["kind"]) for n, b in sent] == [(Names.DELTA, "containers")]
