@@ -10,9 +10,13 @@ from typing import Any
 
 import pytest
 
+from dockmesh.proto import FrameType
+from dockmesh.proto import frames as wire
+from dockmesh.proto.inventory import Names
 from tests.fleet import Engine, Fleet, wait_for
 from tests.integration.harness import AgentProc, ServerProc
 from tests.integration.spine import wait_online
+from tests.integration.test_hostile_agent import RawAgent, good_and_raw
 
 pytestmark = pytest.mark.docker
 
@@ -188,3 +192,61 @@ def test_the_local_host_and_bad_options(edge: tuple[ServerProc, AgentProc, Engin
     for query, code in (("stale=maybe", "invalid_stale"), ("fresh=yes", "invalid_fresh")):
         status, err = server.api.call("GET", f"/api/v1/containers?{query}")
         assert (status, err["error"]["code"]) == (400, code)
+
+
+def _container(cid: str, name: str, **over: Any) -> dict[str, Any]:
+    row = {"id": cid, "name": name, "image": IMAGE, "state": "running", "status": "Up", "stack": None}
+    return {**row, "service": None, "created": 1, **over}
+
+
+def test_a_hostile_agents_inventory_costs_only_its_own_rows(
+    server: ServerProc, agent_factory: Callable[..., AgentProc]
+) -> None:
+    good, bad = good_and_raw(server, agent_factory)
+    assert good.agent_id
+    assert bad.agent_id
+    bad.stop()
+    raw = RawAgent(bad, server)
+    try:
+        raw.call(raw.connect())
+        answer = raw.call(raw.hello({"hostname": "raw", "capabilities": ["inventory"]}))
+        assert answer.type is FrameType.RESPONSE
+        wait_online(server, bad.agent_id)
+        body = {"kind": "containers", "gen": 1, "rows": [_container("0123456789ab", "pushed")], "done": True}
+        raw.call(raw.send(wire.event_frame(Names.SNAPSHOT, body)))
+        # The raw peer answers no request: the row can only come from what it pushed.
+        wait_for(
+            lambda: (
+                [r["name"] for r in server.api.get(f"/api/v1/containers?host={bad.agent_id}")["items"]]
+                == ["pushed"]
+            ),
+            10,
+            message="the pushed row never showed",
+        )
+
+        evil = {
+            "kind": "containers",
+            "gen": 1,
+            "upsert": [_container("x", "y", status="z" * 5000)],
+            "remove": [],
+        }
+        raw.call(raw.send(wire.event_frame(Names.DELTA, evil)))
+
+        async def resync_asked() -> dict[str, Any]:
+            while True:
+                frame = await raw.frame()
+                if frame.type is FrameType.EVENT:
+                    event = json.loads(frame.payload)
+                    if event["name"] == Names.RESYNC:
+                        return dict(event["body"])
+
+        assert raw.call(resync_asked())["kinds"] == ["containers", "images", "volumes", "networks"]
+        # Its copy is gone: it is asked live (and, silent, times out); the good host is untouched.
+        listed = server.api.get("/api/v1/containers?timeout=1")
+        outcomes = {h["id"]: h["status"] for h in listed["hosts"]}
+        assert outcomes[bad.agent_id] == "timeout"
+        assert outcomes[good.agent_id] == "ok"
+        assert "pushed" not in {r["name"] for r in listed["items"]}
+        assert "z" * 100 not in server.log_text()  # the peer's values are never logged
+    finally:
+        raw.close()
