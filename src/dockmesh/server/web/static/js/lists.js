@@ -10,7 +10,9 @@ if (body && body.dataset.resource === "containers") {
 
 // Live: the server says which hosts' rows changed (from their engines' events); the list re-renders
 // at once instead of at the next 5 s refresh. A burst of notices becomes one refresh.
-if (body && window.EventSource) {
+// Stacks share this page shape but stay on the live fan-out (docs/inventory.md): no stream for them.
+const LIVE = ["containers", "images", "volumes", "networks"];
+if (body && window.EventSource && LIVE.includes(body.dataset.resource)) {
   const params = new URLSearchParams(location.search);
   params.set("resource", body.dataset.resource);
   const events = new EventSource(`/lists/events?${params}`);
