@@ -112,7 +112,14 @@ class Ui:
         args = ["run", "-d", "--network", "none", "--name", name]
         for key, value in (labels or {}).items():
             args += ["--label", f"{key}={value}"]
-        return self.fleet.engine(engine).docker(*args, IMAGE, *(cmd or SLEEPER)).stdout.strip()
+        cid = self.fleet.engine(engine).docker(*args, IMAGE, *(cmd or SLEEPER)).stdout.strip()
+        # Started behind the server's back: its lists show it once the host's inventory has the event.
+        wait_for(
+            lambda: cid[:12] in {r["id"] for r in self.server.api.get("/api/v1/containers")["items"]},
+            20,
+            message=f"container {name} never reached the server's inventory",
+        )
+        return cid
 
     def state(self, engine: int, name: str) -> str:
         return self.fleet.engine(engine).docker("inspect", "-f", "{{.State.Status}}", name).stdout.strip()

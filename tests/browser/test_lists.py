@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import Ui
+from tests.browser.conftest import IMAGE, Ui
 from tests.fleet import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.docker]
@@ -125,3 +125,25 @@ def test_stacks_volumes_images_networks_lists(page: Page, ui: Ui) -> None:
         expect(page.locator("td.host-cell")).to_have_count(0)  # one host: no host column
         # alpha's objects are filtered out; local has its own copy of the image
         expect(page.locator("tbody tr", has_text=texts[0])).to_have_count(1 if path == "/images" else 0)
+
+
+def test_a_container_started_on_a_host_appears_in_the_open_page(page: Page, ui: Ui) -> None:
+    # Page time is fake and advanced by hand: the row must come from the server's push, long before
+    # the page's own 5 s refresh could fire.
+    page.clock.install()
+    page.goto("/containers")
+    expect(page.locator("#list-body[data-live='1']")).to_have_count(1)
+    page.clock.pause_at(page.evaluate("Date.now()") + 100)
+    advanced = 0
+
+    def shown() -> bool:
+        nonlocal advanced
+        page.clock.run_for(100)
+        advanced += 100
+        return (ui.alpha_id, "pushed-web") in rows(page)
+
+    ui.fleet.engine(1).docker(
+        "run", "-d", "--network", "none", "--name", "pushed-web", IMAGE, "sleep", "600"
+    )  # fmt: skip
+    wait_for(shown, 20, interval=0.1, message="the new container never appeared in the open page")
+    assert advanced < 5000  # page time: the periodic refresh never ran

@@ -78,6 +78,9 @@ def test_cli_lists_acts_logs_and_execs(
     header, *rows = listing.stdout.splitlines()
     assert header.split()[:2] == ["HOST", "NAME"]
     assert any(r.split()[:2] == ["edge-1", "hello"] for r in rows)
+    live = cli(tmp_path, "containers", "ls", "--fresh", "--no-stale")  # every host asked now
+    assert live.returncode == 0, live.stderr
+    assert any(r.split()[:2] == ["edge-1", "hello"] for r in live.stdout.splitlines())
 
     hosts = cli(tmp_path, "hosts")
     assert "edge-1" in hosts.stdout

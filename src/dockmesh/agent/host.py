@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 from dockmesh import __version__
 from dockmesh.agent.handlers import Handlers
+from dockmesh.agent.inventory import Publisher
 from dockmesh.docker.engine import EngineUnavailable, connect, engine_info
 from dockmesh.host import metrics
 from dockmesh.host.facts import host_facts
@@ -79,6 +81,10 @@ class DockerHost:
 
     async def stream(self, stream: Stream) -> None:
         await self._handlers.stream(stream)
+
+    def publisher(self, send: Callable[[str, dict[str, Any]], None]) -> Publisher:
+        """This link's inventory feed (docs/inventory.md); optional for a HostPort (the runner checks)."""
+        return Publisher(self._docker, send)
 
     async def close(self) -> None:
         if self._probe is not None:

@@ -18,14 +18,16 @@ from dockmesh.agent.backoff import Backoff
 from dockmesh.agent.config import AgentConfig
 from dockmesh.agent.enrol import EnrolError, enrol
 from dockmesh.agent.host import DockerHost, HostPort
+from dockmesh.agent.inventory import Publisher
 from dockmesh.agent.lifecycle import Lifecycle, Phase
 from dockmesh.agent.state import Identity, StateDir, token_sha256
 from dockmesh.agent.supervisor import RESTART
 from dockmesh.agent.trial import TrialFiles, TrialState
 from dockmesh.agent.upgrade import Upgrader
-from dockmesh.link import AiohttpSocket, Link, LinkError, RemoteError
+from dockmesh.link import AiohttpSocket, Link, LinkError, RemoteError, Stream
 from dockmesh.pki.tls import client_context
 from dockmesh.proto import FATAL_CODES, PROTOCOL_VERSION, CloseCode, Limits, Role
+from dockmesh.proto.inventory import Names
 from dockmesh.proto.methods import Upgrade
 
 log = logging.getLogger("dockmesh.agent")
@@ -219,10 +221,13 @@ class Agent:
                     AiohttpSocket(ws),
                     Role.DIALER,
                     limits=limits,
-                    on_request=lambda method, params: self._on_request(link, host, method, params),
-                    on_stream=host.stream,
+                    on_request=lambda method, params: self._serve(link, host, feed, method, params),
+                    on_stream=lambda stream: self._stream(host, feed, stream),
+                    on_event=lambda name, body: feed.on_event(name, body) if feed is not None else None,
                     idle_timeout=self.heartbeat_interval * 2.5,
                 )
+                make_feed = getattr(host, "publisher", None)
+                feed: Publisher | None = make_feed(link.send_event) if make_feed is not None else None
                 runner = asyncio.create_task(link.run())
                 workers: list[asyncio.Task[None]] = []
                 try:
@@ -231,6 +236,8 @@ class Agent:
                         asyncio.create_task(self._heartbeats(link, host)),
                         asyncio.create_task(self._renewals(link)),
                     ]
+                    if feed is not None:
+                        workers.append(asyncio.create_task(feed.run()))
                     await runner
                 except LinkError as exc:
                     self._fail(f"link failed before it was ready: {exc}")
@@ -250,6 +257,21 @@ class Agent:
             self._refused = refused(exc)
             self._fail(f"cannot connect to {identity.connect_url}: {exc or type(exc).__name__}")
         return None
+
+    async def _serve(
+        self, link: Link, host: HostPort, feed: Publisher | None, method: str, params: dict[str, Any]
+    ) -> Any:
+        result = await self._on_request(link, host, method, params)
+        if feed is not None:
+            await feed.after(method)  # the inventory carries the change before the answer goes out
+        return result
+
+    async def _stream(self, host: HostPort, feed: Publisher | None, stream: Stream) -> None:
+        try:
+            await host.stream(stream)
+        finally:
+            if feed is not None:
+                await feed.after(stream.kind)
 
     async def _on_request(self, link: Link, host: HostPort, method: str, params: dict[str, Any]) -> Any:
         if method != Upgrade.OFFER:
@@ -285,7 +307,8 @@ class Agent:
         params: dict[str, Any] = {
             **facts,
             "protocol": PROTOCOL_VERSION,
-            "capabilities": ["heartbeat", "renew"],
+            "capabilities": ["heartbeat", "renew"]
+            + ([Names.CAPABILITY] if getattr(host, "publisher", None) is not None else []),
         }
         report = self._upgrade_report()
         if report is not None:

@@ -43,7 +43,12 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    query = urllib.parse.urlencode({"host": args.host, **({"timeout": args.timeout} if args.timeout else {})})
+    params = {"host": args.host, **({"timeout": args.timeout} if args.timeout else {})}
+    if getattr(args, "fresh", False):
+        params["fresh"] = "1"
+    if getattr(args, "no_stale", False):
+        params["stale"] = "exclude"
+    query = urllib.parse.urlencode(params)
     result = api("GET", f"/api/v1/{args.resource}?{query}")
     rows = []
     for item in result["items"]:
@@ -58,7 +63,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     print(table(rows, COLUMNS[args.resource]))
     failed = [h for h in result["hosts"] if h["status"] != "ok"]
     for host in failed:
-        print(f"dockmesh: host {host['name']} {host['status']}: {host.get('error') or ''}", file=sys.stderr)
+        aged = ""
+        if host.get("stale") and host.get("age_s") is not None:
+            aged = f" (its last-known rows, {host['age_s']:.0f}s old)"
+        error = host.get("error") or ""
+        print(f"dockmesh: host {host['name']} {host['status']}: {error}{aged}", file=sys.stderr)
     return 0
 
 
@@ -228,6 +237,7 @@ def add_parsers(sub: Any) -> None:
         p.add_argument("action", nargs="?", default="ls", choices=["ls"])
         p.add_argument("--host", default="all", help="all (default), a host id, or tag:<tag>")
         p.add_argument("--timeout", help="per-host deadline in seconds (default 3)")
+        objects.list_flags(p)
         p.set_defaults(func=cmd_list, resource=resource)
     for action in ("start", "stop", "restart", "kill", "rm"):
         p = sub.add_parser(action, help=f"{action} a container on a host")

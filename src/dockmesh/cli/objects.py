@@ -148,12 +148,21 @@ def cmd_pull(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def list_flags(p: Any, default: Any = False) -> None:
+    """The list options (docs/inventory.md): ask every host now, or leave offline hosts' rows out."""
+    p.add_argument("--fresh", action="store_true", default=default, help="ask every host now (no inventory)")
+    p.add_argument(
+        "--no-stale", action="store_true", default=default, help="leave out offline hosts' last-known rows"
+    )
+
+
 def add_parsers(sub: Any, cmd_list: Callable[[argparse.Namespace], int]) -> None:
     groups: dict[str, Any] = {}
     for resource in MANAGED:
         p = sub.add_parser(resource, help=f"{resource} across hosts: ls (default), create, rm, prune")
         p.add_argument("--host", default="all", help="all (default), a host id, or tag:<tag>")
         p.add_argument("--timeout", help="per-host deadline in seconds (default 3)")
+        list_flags(p)
         p.set_defaults(func=cmd_list, resource=resource)
         actions = groups[resource] = p.add_subparsers(dest="action", metavar="ACTION")
         ls = actions.add_parser("ls", help=f"list {resource}")
@@ -161,6 +170,7 @@ def add_parsers(sub: Any, cmd_list: Callable[[argparse.Namespace], int]) -> None
         ls.add_argument(
             "--timeout", default=argparse.SUPPRESS, help="per-host deadline in seconds (default 3)"
         )
+        list_flags(ls, argparse.SUPPRESS)
         ls.set_defaults(func=cmd_list, resource=resource)
         rm = actions.add_parser("rm", help=f"remove one of the {resource} on a host")
         rm.add_argument("ref", metavar="NAME" if resource == "volumes" else "ID")

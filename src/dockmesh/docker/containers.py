@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -52,10 +53,15 @@ def container_row(raw: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-async def list_containers(docker: aiodocker.Docker, *, all: bool = True) -> list[dict[str, Any]]:
-    """All containers (or only running ones with ``all=False``) as trimmed rows."""
+async def list_containers(
+    docker: aiodocker.Docker, *, all: bool = True, ids: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+    """All containers (or only running ones with ``all=False``; only ``ids`` if given) as trimmed rows."""
+    params: dict[str, Any] = {"all": bool(all)}
+    if ids is not None:
+        params["filters"] = json.dumps({"id": list(ids)})
     with docker_errors():
-        raw = await docker._query_json("containers/json", params={"all": bool(all)})
+        raw = await docker._query_json("containers/json", params=params)
     return [container_row(c) for c in raw or []]
 
 

@@ -140,6 +140,7 @@ async def build_context(config: ServerConfig, clock: Callable[[], float] = time.
         clock,
         config.data_dir,
         config.data_dir / "deploys.json",
+        inventory=gateway.inventory,
     )
     directory = HostDirectory(agent_store, gateway, local)
     audit = AuditStore(db)

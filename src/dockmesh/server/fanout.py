@@ -26,10 +26,22 @@ class HostOutcome:
     status: str  # ok · offline · timeout · error
     error: str | None
     ms: float
+    # How old the host's rows are (0: live; None: none known) and whether they are its last-known
+    # ones from before it went offline (docs/inventory.md).
+    age_s: float | None = 0.0
+    stale: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         # Hand-written: dataclasses.asdict deep-copies and costs a tenth of a 1,000-host list.
-        return {"id": self.id, "name": self.name, "status": self.status, "error": self.error, "ms": self.ms}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "status": self.status,
+            "error": self.error,
+            "ms": self.ms,
+            "age_s": self.age_s,
+            "stale": self.stale,
+        }
 
 
 # The futures time themselves out at the deadline; this outer bound only guards against a lost timer.
@@ -89,7 +101,7 @@ class Gather:
                     fut = host.link.begin_request(method, params, deadline)
             if fut is None:
                 self.outcomes[i] = HostOutcome(
-                    host.id, host.name, "offline", f"host {host.name!r} is offline", 0.0
+                    host.id, host.name, "offline", f"host {host.name!r} is offline", 0.0, None, True
                 )
                 continue
             fut.add_done_callback(functools.partial(self._settle, i))
@@ -107,7 +119,7 @@ class Gather:
             if isinstance(result, list):
                 # Rows are freshly decoded and ours, so the host is added in place.
                 mine = [row for row in result if isinstance(row, dict)]
-                mine.sort(key=lambda r: _key(r.get(self._sort_key)))
+                mine.sort(key=lambda r: row_key(r.get(self._sort_key)))
                 summary = host.summary()
                 for row in mine:
                     row["host"] = summary
@@ -122,7 +134,7 @@ class Gather:
             )
         elif isinstance(exc, LinkClosed):
             self.outcomes[i] = HostOutcome(
-                host.id, host.name, "offline", "the link closed during the request", ms
+                host.id, host.name, "offline", "the link closed during the request", ms, None, True
             )
         elif isinstance(exc, RemoteError):
             self.outcomes[i] = HostOutcome(host.id, host.name, "error", exc.message, ms)
@@ -200,7 +212,7 @@ async def fan_out(
     return await Gather(hosts, method, params, deadline, sort_key).wait()
 
 
-def _key(value: Any) -> str:
+def row_key(value: Any) -> str:
     if isinstance(value, list):
         return str(value[0]) if value else ""
     return "" if value is None else str(value)

@@ -21,10 +21,12 @@ from dockmesh.pki.ca import CertificateAuthority
 from dockmesh.pki.identity import cert_info, cert_to_pem, common_name, fingerprint
 from dockmesh.pki.tls import peer_certificate
 from dockmesh.proto import PROTOCOL_VERSION, CloseCode, Limits, Role
+from dockmesh.proto.inventory import Names
 from dockmesh.proto.methods import Upgrade
 from dockmesh.server.agentdata import FACT_KEYS, BadMetrics, clean_facts, clean_metrics, escaped
 from dockmesh.server.bucket import TokenBucket
 from dockmesh.server.errors import ApiError
+from dockmesh.server.inventory import Inventory
 from dockmesh.store.agents import AgentState, AgentStore, CertRecord
 
 log = logging.getLogger(__name__)
@@ -117,6 +119,8 @@ class Gateway:
         self.on_hello: list[Callable[[str, dict[str, Any], dict[str, str] | None], None]] = []
         self.artifact_path: Callable[[str, str], Path | None] = lambda _arch, _version: None
         self.on_download: list[Callable[[str], None]] = []
+        # The hosts' pushed containers, images, volumes and networks (docs/inventory.md).
+        self.inventory = Inventory(clock)
 
     # --- queries ------------------------------------------------------------------------------
     def conn(self, agent_id: str) -> Conn | None:
@@ -132,6 +136,7 @@ class Gateway:
         self._sweeper = asyncio.create_task(self._sweep())
 
     async def stop(self) -> None:
+        self.inventory.close()  # open list pages' event streams end now, not at the HTTP shutdown timeout
         if self._sweeper:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -217,6 +222,7 @@ class Gateway:
             self._unready.discard(conn)
             if self._conns.get(record.id) is conn:
                 del self._conns[record.id]
+                self.inventory.offline(record.id)
                 await self._agents.touch(record.id, self._clock())
             code = conn.link.close_code
             if conn.ready and code not in (None, CloseCode.NORMAL, CloseCode.GOING_AWAY, CloseCode.REPLACED):
@@ -299,6 +305,10 @@ class Gateway:
         self._conns[conn.agent_id] = conn
         if previous is not None and previous is not conn:
             self._spawn(previous.link.close(CloseCode.REPLACED, "replaced by a newer session of this agent"))
+        if Names.CAPABILITY in (facts.get("capabilities") or ()):
+            self.inventory.online(conn.agent_id, conn.link.send_event)
+        else:
+            self.inventory.offline(conn.agent_id)  # an older build: its lists are asked live
         log.info("agent %s online (%s)", conn.agent_id, escaped(facts.get("hostname", "?")))
         for callback in self.on_online:
             callback(conn.agent_id)
@@ -353,6 +363,9 @@ class Gateway:
         stream.eof()
 
     def _on_event(self, conn: Conn, name: str, body: dict[str, Any]) -> None:
+        if name.startswith("inventory.") and conn.ready and self._conns.get(conn.agent_id) is conn:
+            self.inventory.receive(conn.agent_id, name, body)
+            return
         if name == "heartbeat" and conn.ready:
             self._agents.note_seen(conn.agent_id, self._clock())
             conn.link.send_event("heartbeat", {})

@@ -3,17 +3,19 @@ pages (`pages.stacks`), over the stack service."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 from typing import Any
 
 from aiohttp import web
 
 from dockmesh.server.context import ServerContext, ctx
 from dockmesh.server.errors import ApiError
-from dockmesh.server.fanout import DEFAULT_DEADLINE, fan_out
+from dockmesh.server.fanout import DEFAULT_DEADLINE
 from dockmesh.server.routes import Handler, RouteTable
 from dockmesh.server.services import access, containers
 from dockmesh.server.services.access import Caller
-from dockmesh.server.services.fleet import RESOURCES
+from dockmesh.server.services.fleet import ListQuery, listing, watch
 from dockmesh.server.web.render import PageError, render, require_session
 
 routes = RouteTable("web")
@@ -43,8 +45,6 @@ async def host_choices(c: ServerContext, caller: Caller) -> dict[str, Any]:
 
 
 def _lister(resource: str) -> Handler:
-    method, sort_key, _fields = RESOURCES[resource]
-
     async def handler(request: web.Request) -> web.StreamResponse:
         session = await require_session(request)
         c = ctx(request)
@@ -52,15 +52,8 @@ def _lister(resource: str) -> Handler:
         error = ""
         status = 200
         try:
-            result = (
-                await fan_out(
-                    await c.directory.select(selector, session.user, access.CONTAINERS_VIEW),
-                    method,
-                    {},
-                    DEFAULT_DEADLINE,
-                    sort_key,
-                )
-            ).to_dict()
+            q = ListQuery.parse(request.query, DEFAULT_DEADLINE)
+            result = (await listing(c, session.user, resource, q)).to_dict()
         except ApiError as exc:
             result, error, status = {"items": [], "hosts": []}, exc.message, exc.status
         return render(
@@ -98,6 +91,44 @@ for _resource in TITLES:
         auth=False,
         query=("host",),
     )(_lister(_resource))
+
+
+@routes.route(
+    "GET",
+    "/lists/events",
+    summary="Server-sent events for an open list page: `hosts` (those it may see), then `changed` with "
+    "the ids of hosts whose rows changed (?resource=containers|images|volumes|networks&host=…)",
+    auth=False,
+    query=("resource", "host"),
+)
+async def list_events(request: web.Request) -> web.StreamResponse:
+    session = await require_session(request)
+    c = ctx(request)
+    resource = request.query.get("resource", "containers")
+    if resource not in TITLES:
+        raise PageError(400, "Unknown list", f"resource must be one of {', '.join(TITLES)}")
+    selector = request.query.get("host", "all").strip() or "all"
+    changes = watch(c, session.user, resource, selector)
+    try:
+        first = await anext(changes)
+    except ApiError as exc:
+        await changes.aclose()
+        raise PageError(exc.status, "Bad host filter", exc.message) from None
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    )
+    await response.prepare(request)
+    async with contextlib.aclosing(changes):
+        await response.write(_sse("hosts", first))
+        async for hosts in changes:
+            # An empty batch is a keep-alive: writing it is how a reader that left is noticed.
+            await response.write(_sse("changed", hosts) if hosts else b": idle\n\n")
+    # The stream ends after its lifetime; the browser's EventSource reconnects (and re-checks the session).
+    return response
+
+
+def _sse(event: str, hosts: list[str]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps({'hosts': hosts})}\n\n".encode()
 
 
 async def _inspect(
