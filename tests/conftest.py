@@ -6,10 +6,12 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.fleet import Fleet, short_tmpdir
+from tests.integration import builds
 from tests.pg import Postgres
 
 _FLEET: Fleet | None = None
@@ -58,6 +60,16 @@ def tmp_short() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: absent when it is not installed
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: the workers share one build of each agent artifact (tests/integration/builds.py)."""
+    builds.configure_node(node.config, node.workerinput)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    builds.unconfigure(config)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
