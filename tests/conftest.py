@@ -72,6 +72,25 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     builds.unconfigure(config)
 
 
+# Fixtures that build an agent pex (minutes): tests/integration/spine.py, test_upgrades.py.
+_BUILD_FIXTURES = frozenset({"agent_artifacts", "aarch64_artifact", "builds"})
+
+
+def _builds(item: pytest.Item) -> bool:
+    return not _BUILD_FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that wait for an agent build run first (the order is otherwise kept): on two xdist workers the
+    builds then overlap the rest of the suite instead of holding one worker at the end while the other
+    runs out of tests. Any of them may wait out a build (another worker's, under its lock) in its setup,
+    so their default timeout is the one the upgrade tests already had."""
+    items.sort(key=lambda item: not _builds(item))
+    for item in items:
+        if _builds(item) and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(1800))
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Tests in modules marked `both_engines` that start servers run once on SQLite, once on PostgreSQL."""
     if metafunc.definition.get_closest_marker("both_engines") and "server_factory" in metafunc.fixturenames:
