@@ -50,11 +50,12 @@ def builds(request: pytest.FixtureRequest) -> Iterator[dict[str, Path]]:
         base = Path(prebuilt)
         yield {"old": base / artifact_name(ARCH, OLD), "new": base / NEW_NAME, "pex_root": base / "pexroot"}
         return
-    agent_artifacts: Path = request.getfixturevalue("agent_artifacts")
     started = time.monotonic()
     # The build is shared by the run's xdist workers (read-only); where the old agent unpacks is this one's.
+    # The old build first: another worker may be making the session's new one meanwhile.
     with shared(request.config, f"{ARCH}-{OLD}", lambda out: build_versioned(out, OLD)) as out:
         print(f"\nthe {OLD} agent pex was ready after {time.monotonic() - started:.0f}s")
+        agent_artifacts: Path = request.getfixturevalue("agent_artifacts")
         pex_root = short_tmpdir("upg")
         try:
             yield {
