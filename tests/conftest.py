@@ -6,10 +6,12 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.fleet import Fleet, short_tmpdir
+from tests.integration import builds
 from tests.pg import Postgres
 
 _FLEET: Fleet | None = None
@@ -58,6 +60,35 @@ def tmp_short() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: absent when it is not installed
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: the workers share one build of each agent artifact (tests/integration/builds.py)."""
+    builds.configure_node(node.config, node.workerinput)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    builds.unconfigure(config)
+
+
+# Fixtures that build an agent pex (minutes): tests/integration/spine.py, test_upgrades.py.
+_BUILD_FIXTURES = frozenset({"agent_artifacts", "aarch64_artifact", "builds"})
+
+
+def _builds(item: pytest.Item) -> bool:
+    return not _BUILD_FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that wait for an agent build run first (the order is otherwise kept): on two xdist workers the
+    builds then overlap the rest of the suite instead of holding one worker at the end while the other
+    runs out of tests. Any of them may wait out a build (another worker's, under its lock) in its setup,
+    so their default timeout is the one the upgrade tests already had."""
+    items.sort(key=lambda item: not _builds(item))
+    for item in items:
+        if _builds(item) and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(1800))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

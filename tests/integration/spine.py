@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.fleet import Fleet, short_tmpdir, wait_for
+from tests.integration.builds import shared
 from tests.integration.harness import AgentProc, ServerProc
 from tests.pg import Postgres
 
@@ -93,26 +94,27 @@ def wait_online(server: ServerProc, agent_id: str, timeout: float = 20) -> dict[
     return result
 
 
-def _build(arch: str) -> Iterator[Path]:
+def _build(config: pytest.Config, arch: str) -> Iterator[Path]:
     from dockmesh.server.artifact import build
 
-    out = short_tmpdir(f"art-{arch}")
-    build(out, arch)  # BuildError names the log, which is in `out`
-    yield out
-    shutil.rmtree(out, ignore_errors=True)
+    # BuildError names the log, which is in the build's dir.
+    with shared(config, arch, lambda out: build(out, arch)) as out:
+        yield out
 
 
 @pytest.fixture(scope="session")
-def agent_artifacts() -> Iterator[Path]:
-    """The real agent artifact (pex) for this machine, built once per session from this checkout."""
+def agent_artifacts(pytestconfig: pytest.Config) -> Iterator[Path]:
+    """The real agent artifact (pex) for this machine, built once per test run from this checkout.
+
+    Read-only: the xdist workers share it (tests/integration/builds.py)."""
     import platform
 
     from dockmesh.host.facts import normalize_arch
 
-    yield from _build(normalize_arch(platform.machine()))
+    yield from _build(pytestconfig, normalize_arch(platform.machine()))
 
 
 @pytest.fixture(scope="session")
-def aarch64_artifact() -> Iterator[Path]:
-    """The aarch64 artifact (inspected here, not run), built once per session."""
-    yield from _build("aarch64")
+def aarch64_artifact(pytestconfig: pytest.Config) -> Iterator[Path]:
+    """The aarch64 artifact (inspected here, not run), built once per test run."""
+    yield from _build(pytestconfig, "aarch64")

@@ -53,7 +53,7 @@ def test_the_aarch64_artifact_has_every_dependency_for_every_cpython(aarch64_art
             assert all("aarch64" in p for p in platforms), (name, platforms)
 
 
-def test_every_agent_module_loads_on_python_3_9(agent_artifacts: Path) -> None:
+def test_every_agent_module_loads_on_python_3_9(agent_artifacts: Path, tmp_short: Path) -> None:
     # The artifact's own interpreter mode: its wheels for 3.9, and every module of the packages the agent
     # is made of (including the deploy path an idle agent never loads; ruff checks these as py39), then
     # one compose file through the whole parser.
@@ -79,7 +79,7 @@ print(json.dumps({
 }))
 """
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("PEX")}, "PEX_INTERPRETER": "1"}
-    env["PEX_ROOT"] = str(agent_artifacts / ".pex-py39")
+    env["PEX_ROOT"] = str(tmp_short / "pex")  # not beside the artifact: the run's workers share that dir
     result = subprocess.run(
         [str(PYTHON_39), str(pex), "-c", probe], capture_output=True, text=True, env=env, timeout=300
     )

@@ -19,6 +19,7 @@ from dockmesh import __version__
 from dockmesh.host.facts import normalize_arch
 from dockmesh.server.artifact import artifact_name, build
 from tests.fleet import short_tmpdir, wait_for
+from tests.integration.builds import shared
 from tests.integration.harness import AgentProc, ServerProc
 
 
@@ -45,13 +46,21 @@ def builds(request: pytest.FixtureRequest) -> Iterator[dict[str, Path]]:
         base = Path(prebuilt)
         yield {"old": base / artifact_name(ARCH, OLD), "new": base / NEW_NAME, "pex_root": base / "pexroot"}
         return
-    agent_artifacts: Path = request.getfixturevalue("agent_artifacts")
-    out = short_tmpdir("upg")
     started = time.monotonic()
-    old = build_versioned(out, OLD)
-    print(f"\nbuilding the {OLD} agent pex took {time.monotonic() - started:.0f}s")
-    yield {"old": old, "new": agent_artifacts / NEW_NAME, "pex_root": out / "pexroot"}
-    shutil.rmtree(out, ignore_errors=True)
+    # The build is shared by the run's xdist workers (read-only); where the old agent unpacks is this one's.
+    # The old build first: another worker may be making the session's new one meanwhile.
+    with shared(request.config, f"{ARCH}-{OLD}", lambda out: build_versioned(out, OLD)) as out:
+        print(f"\nthe {OLD} agent pex was ready after {time.monotonic() - started:.0f}s")
+        agent_artifacts: Path = request.getfixturevalue("agent_artifacts")
+        pex_root = short_tmpdir("upg")
+        try:
+            yield {
+                "old": out / artifact_name(ARCH, OLD),
+                "new": agent_artifacts / NEW_NAME,
+                "pex_root": pex_root,
+            }
+        finally:
+            shutil.rmtree(pex_root, ignore_errors=True)
 
 
 def serve(server_factory: Callable[..., ServerProc], artifact: Path | bytes) -> ServerProc:

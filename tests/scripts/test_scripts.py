@@ -19,6 +19,8 @@ from tests.fleet import free_port, spawn, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 STOCK_PATH = "/usr/bin:/bin:/usr/sbin:/sbin"
+# The copied checkout (with its venv) is made once per module: its tests run on one xdist worker.
+pytestmark = pytest.mark.xdist_group("scripts")
 SKIP_IN_COPY = {".git", ".venv", "data", ".mypy_cache", ".ruff_cache", ".pytest_cache", "__pycache__"}
 
 
