@@ -47,7 +47,13 @@ def test_without_the_server_extra_server_commands_say_what_to_install(
 ) -> None:
     # A fresh interpreter in which a server-only library cannot be imported, as on an install without
     # `[server]` (the agent's dependencies alone).
-    argv = ["db", "current"] if command == "db" else ["serve", "--http", "127.0.0.1:1"]
+    # Any free agent port: `serve` binds it before its imports, and the default (8443) may be another
+    # test's at the same moment (two workers).
+    argv = (
+        ["db", "current"]
+        if command == "db"
+        else ["serve", "--http", "127.0.0.1:1", "--agent-listen", "127.0.0.1:0"]
+    )
     probe = (
         f"import sys; sys.modules[{missing!r}] = None\n"
         "from dockmesh.cli.main import main\n"
