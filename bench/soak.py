@@ -17,6 +17,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +31,40 @@ MIB = 2**20
 WARMUP_S = 60.0
 
 
-async def settled_rss(pid: int, timeout: float = 60.0) -> int:
+def tree(pid: int) -> list[int]:
+    """`pid` and its descendants: the supervised artifact runs the agent as a child of its supervisor."""
+    found = [pid]
+    for p in found:
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            try:
+                found.extend(int(c) for c in (task / "children").read_text().split())
+            except OSError:
+                continue  # the task ended meanwhile
+    return found
+
+
+def tree_rss(pid: int) -> int:
+    """What the host pays: the RSS of `pid` and of every process below it (supervisor plus agent)."""
+    total = 0
+    for p in tree(pid):
+        try:
+            total += rss_bytes(p)
+        except OSError:
+            continue
+    return total
+
+
+def leaf_rss(pid: int) -> int:
+    """The agent's own RSS: the last process of the tree (the supervisor's child, or `pid` alone)."""
+    return rss_bytes(tree(pid)[-1])
+
+
+async def settled_rss(pid: int, timeout: float = 60.0, measure: Callable[[int], int] = tree_rss) -> int:
     """RSS once it holds still (five 1 s samples within 64 KiB), or the last sample after `timeout`."""
     samples: list[int] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        samples.append(rss_bytes(pid))
+        samples.append(measure(pid))
         last = samples[-5:]
         if len(last) == 5 and max(last) - min(last) <= 64 * 1024:
             break
@@ -75,6 +104,8 @@ async def soak(label: str, artifact: Path, minutes: float, work: Path) -> dict[s
         await host.restart_agent()
         pid = host.agent.pid
         idle = await settled_rss(pid)
+        idle_agent = await settled_rss(pid, measure=leaf_rss)
+        processes = len(tree(pid))
         name = "soak"
         host.engine.docker(
             "run", "-d", "--network", "none", "--name", name, "local/busybox:1",
@@ -90,16 +121,20 @@ async def soak(label: str, artifact: Path, minutes: float, work: Path) -> dict[s
             while time.monotonic() - started < minutes * 60:
                 await one_round(http, base, name)
                 rounds += 1
-                samples.append((time.monotonic() - started, rss_bytes(pid)))
+                samples.append((time.monotonic() - started, tree_rss(pid)))
         warm = next((rss for t, rss in samples if t >= min(WARMUP_S, minutes * 30)), samples[0][1])
         end = await settled_rss(pid)
+        end_agent = await settled_rss(pid, measure=leaf_rss)
         peak = max(rss for _, rss in samples)
     print(f"bench.soak: {label} done ({rounds} rounds)", file=sys.stderr, flush=True)
     return {
         "artifact": artifact.name,
         "artifact_mib": round(artifact.stat().st_size / MIB, 1),
         "enrolling_idle_rss_mib": round(enrolling / MIB, 1),
+        "processes": processes,
         "idle_rss_mib": round(idle / MIB, 1),
+        "idle_agent_rss_mib": round(idle_agent / MIB, 1),
+        "end_agent_rss_mib": round(end_agent / MIB, 1),
         "warm_rss_mib": round(warm / MIB, 1),
         "end_rss_mib": round(end / MIB, 1),
         "peak_rss_mib": round(peak / MIB, 1),

@@ -26,4 +26,7 @@ def test_bench_soak_smoke(agent_artifacts: Path, tmp_path: Path) -> None:
     assert result["rounds"] >= 1  # logs, stats and exec opened and closed through the real agent
     assert 5 < result["idle_rss_mib"] < result["peak_rss_mib"] + 1
     assert result["end_rss_mib"] > 0
+    # The artifact runs the agent under its supervisor: both are measured, and the agent on its own too.
+    assert result["processes"] == 2
+    assert 0 < result["idle_agent_rss_mib"] < result["idle_rss_mib"]
     assert isinstance(result["growth_pct"], float)
