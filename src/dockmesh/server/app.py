@@ -274,6 +274,13 @@ class Server:
         # Not a SockSite: aiohttp would accept every queued agent at once and start all their handshakes
         # together; admission runs a bounded number at a time (server/admission.py).
         self._admission = Admission(agent_socket, agent_runner.server, server_context(context.ca))
+        # Said before the first byte is served, not after the rest of start-up.
+        if self.config.plain_http_exposed:
+            log.warning(
+                "the UI/API serves PLAIN HTTP on %s (--insecure-http): passwords, session cookies and "
+                "install scripts cross the network unprotected; drop --insecure-http to serve HTTPS",
+                self.config.http_host,
+            )
         await http_site.start()
         self._admission.start()
         self.http_port = _bound_port(http_site)
@@ -302,12 +309,6 @@ class Server:
             log.info("UI certificate %s, key pin %s", tls.cert_path, tls.served.pin)
             if not tls.operator:
                 self._refresher = asyncio.create_task(tls.keep_fresh())
-        if self.config.plain_http_exposed:
-            log.warning(
-                "the UI/API serves PLAIN HTTP on %s (--insecure-http): passwords, session cookies and "
-                "install scripts cross the network unprotected; drop --insecure-http to serve HTTPS",
-                self.config.http_host,
-            )
 
     async def stop(self) -> None:
         if self._agent_socket is not None:  # start failed before admission took it
